@@ -1,0 +1,1 @@
+"""The headless core: data, models, training, inspection and files. No Qt here."""

@@ -1,0 +1,1 @@
+"""The Qt desktop app, on top of the core."""
