@@ -92,7 +92,9 @@ class ArchSpec:
 def _positive_int(layer: dict[str, Any], key: str, index: int, default: int | None = None) -> int:
     value = layer.get(key, default)
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise SpecError(f"layer {index + 1} ({layer.get('type')}): '{key}' must be a positive integer")
+        raise SpecError(
+            f"layer {index + 1} ({layer.get('type')}): '{key}' must be a positive integer"
+        )
     return value
 
 
@@ -100,14 +102,16 @@ def validate(spec: ArchSpec) -> list[dict[str, Any]]:
     """Check a spec and return its layers with every default made explicit."""
     if spec.num_classes < 2:
         raise SpecError("'num_classes' must be at least 2")
-    channels, height, width = spec.input_shape
+    _, height, width = spec.input_shape
     if min(spec.input_shape) < 1:
         raise SpecError("'input_shape' values must be positive")
     flat = False
     out: list[dict[str, Any]] = []
     for i, layer in enumerate(spec.layers):
         if not isinstance(layer, dict):
-            raise SpecError(f"layer {i + 1} must be an object like {{'type': 'dense', 'units': 16}}")
+            raise SpecError(
+                f"layer {i + 1} must be an object like {{'type': 'dense', 'units': 16}}"
+            )
         kind = layer.get("type")
         if kind not in LAYER_TYPES:
             raise SpecError(
@@ -136,10 +140,15 @@ def validate(spec: ArchSpec) -> list[dict[str, Any]]:
             ch = _positive_int(layer, "channels", i)
             height = (height + 2 * pad - k) // stride + 1
             width = (width + 2 * pad - k) // stride + 1
-            channels = ch
             out.append(
-                {"type": "conv", "channels": ch, "kernel": k, "stride": stride, "padding": pad,
-                 "activation": act or "none"}
+                {
+                    "type": "conv",
+                    "channels": ch,
+                    "kernel": k,
+                    "stride": stride,
+                    "padding": pad,
+                    "activation": act or "none",
+                }
             )
         elif kind == "pool":
             if flat:
