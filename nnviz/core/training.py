@@ -52,7 +52,10 @@ class TrainConfig:
     device: str = "auto"
     steps_per_second: float | None = None  # a watchable pace; None = as fast as possible
     snapshot_interval_s: float = 0.1  # how often readers get fresh weights
-    num_threads: int | None = None  # torch threads for the training thread
+    # torch threads for the training thread. One is fastest for these small models
+    # (OpenMP threads spin against each other on a busy 2-core machine: 2 threads ran
+    # mlp-3b1b 12x slower than 1 there) and leaves a core for the window.
+    num_threads: int | None = 1
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:

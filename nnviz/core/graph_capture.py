@@ -1,0 +1,309 @@
+"""Layer outputs of models that cannot take forward hooks: exported programs and TorchScript.
+
+Both kinds keep a record of which ``nn.Module`` each operation came from, and both
+are read here the same way: every leaf module (one with no children) is a layer,
+and a layer's output is the value of the *last* operation belonging to it in
+execution order. So a module called twice shows the output of its last call, as
+the hook-based capture in ``nnviz.core.inspect`` does. Operations written in a
+``forward`` outside any leaf module (``torch.flatten(x, 1)``, ``F.relu(x)``) run
+but are not layers, again as with hooks, which cannot see them either.
+
+Exported programs (``torch.export``) are run node by node with ``torch.fx.Interpreter``
+over ``ep.module()``; ``node.meta["nn_module_stack"]`` names the module of each node.
+
+TorchScript modules refuse forward hooks, so the ``forward`` graph is copied and
+inlined, each layer's last value gets an ``aten::clone`` right after it (so a later
+in-place op cannot change it) and becomes an extra graph output, and the rewritten
+graph is compiled and called with the module itself. The module the nodes came from
+is read from ``Node.getModuleHierarchy()``, which inlining fills in.
+"""
+
+from __future__ import annotations
+
+import re
+import weakref
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+from torch import fx, nn
+
+from nnviz.core.errors import NnvizError
+
+# ---------------------------------------------------------------- exported programs
+
+_aten = torch.ops.aten
+# The position of the ``training`` flag of the ops whose behaviour depends on the
+# mode. An exported graph has the mode baked in; turning the flag off is how a
+# program exported in train mode is run "in eval mode", as a live module would be.
+_TRAINING_FLAG: dict[Any, int] = {
+    op.default: index
+    for name, index in [
+        ("batch_norm", 5),
+        ("native_batch_norm", 5),
+        ("_native_batch_norm_legit", 5),
+        ("_native_batch_norm_legit_functional", 5),
+        ("dropout", 2),
+        ("dropout_", 2),
+        ("native_dropout", 2),
+        ("feature_dropout", 2),
+        ("feature_dropout_", 2),
+        ("alpha_dropout", 2),
+        ("alpha_dropout_", 2),
+        ("feature_alpha_dropout", 2),
+        ("feature_alpha_dropout_", 2),
+    ]
+    if (op := getattr(_aten, name, None)) is not None
+}
+
+
+def has_module_stack(gm: fx.GraphModule) -> bool:
+    """Whether a graph module records the modules of its ops (made by ``torch.export``)."""
+    return any(n.op == "call_function" and n.meta.get("nn_module_stack") for n in gm.graph.nodes)
+
+
+def _type_name(module_type: object) -> str:
+    # Stored as "torch.nn.modules.conv.Conv2d" after a save/load, as a class before.
+    name = getattr(module_type, "__name__", None)
+    return name if isinstance(name, str) else str(module_type).rsplit(".", 1)[-1]
+
+
+# Reading a graph (and, for TorchScript, compiling the rewritten one) costs 10-100 ms,
+# far more than running a small model, so it is done once per model (and per list of
+# layers); the caches forget a model when it is garbage collected.
+_EXPORTED_MODULES: weakref.WeakKeyDictionary[Any, fx.GraphModule] = weakref.WeakKeyDictionary()
+# Plans hold node names, not nodes: a node refers to its graph module, which would
+# keep the cache's key alive for ever.
+_EXPORTED_PLANS: weakref.WeakKeyDictionary[fx.GraphModule, Any] = weakref.WeakKeyDictionary()
+_SCRIPT_PLANS: weakref.WeakKeyDictionary[Any, dict[Any, Any]] = weakref.WeakKeyDictionary()
+
+
+def exported_module(ep: torch.export.ExportedProgram) -> fx.GraphModule:
+    """``ep.module()``, made once per program (it shares the program's weights)."""
+    gm = _EXPORTED_MODULES.get(ep)
+    if gm is None:
+        gm = _EXPORTED_MODULES[ep] = ep.module()
+    return gm
+
+
+def _exported_plan(gm: fx.GraphModule) -> tuple[dict[str, str], dict[str, str]]:
+    """Each leaf layer's type and the name of the node whose value is its output."""
+    plan = _EXPORTED_PLANS.get(gm)
+    if plan is None:
+        plan = _EXPORTED_PLANS[gm] = _read_exported(gm)
+    return plan
+
+
+def _read_exported(gm: fx.GraphModule) -> tuple[dict[str, str], dict[str, str]]:
+    types: dict[str, str] = {}
+    last: dict[str, str] = {}
+    for node in gm.graph.nodes:
+        stack = node.meta.get("nn_module_stack")
+        # call_module nodes are export's own helpers (the input guards), not layers.
+        if node.op != "call_function" or not stack:
+            continue
+        path, module_type = list(stack.values())[-1]
+        val = node.meta.get("val")
+        # Not a tuple that a later getitem unpacks, nor a value nothing reads (the
+        # indices of a max pool): the layer's output is its last tensor that is used.
+        if not node.users or (val is not None and not isinstance(val, torch.Tensor)):
+            continue
+        types[path] = _type_name(module_type)
+        last.pop(path, None)  # re-insert: execution order is that of the last call
+        last[path] = node.name
+    # A path that contains others is a container whose own ops (a functional relu in
+    # a custom block's forward) are not a layer: hooks would not see them either.
+    leaves = [p for p in last if not any(o.startswith(f"{p}.") or (p == "" and o) for o in last)]
+    return {p: types[p] for p in leaves}, {p: last[p] for p in leaves}
+
+
+def exported_layers(gm: fx.GraphModule) -> dict[str, str]:
+    """Every leaf layer of an exported graph module, name -> type, in execution order."""
+    return _exported_plan(gm)[0]
+
+
+def exported_batch(gm: fx.GraphModule, ranges: dict[Any, Any] | None = None) -> int:
+    """The smallest batch the graph accepts: 1, unless it was exported with a fixed
+    batch size or a dynamic one with a higher minimum (``ranges``: ``ep.range_constraints``).
+    """
+    for node in gm.graph.nodes:
+        if node.op != "placeholder":
+            continue
+        val = node.meta.get("val")
+        if not isinstance(val, torch.Tensor) or val.dim() == 0:
+            return 1
+        size = val.shape[0]
+        if isinstance(size, int):
+            return size
+        bounds = (ranges or {}).get(size.node.expr)
+        return max(1, int(bounds.lower)) if bounds is not None else 1
+    return 1
+
+
+class _TapInterpreter(fx.Interpreter):
+    """Runs an exported graph in eval mode, keeping copies of the tapped nodes' values."""
+
+    def __init__(self, gm: fx.GraphModule, taps: dict[str, str]) -> None:
+        super().__init__(gm)
+        self.taps = taps
+        self.values: dict[str, torch.Tensor] = {}
+
+    def run_node(self, n: fx.Node) -> Any:
+        result = super().run_node(n)
+        name = self.taps.get(n.name)
+        if name is not None and isinstance(result, torch.Tensor):
+            # Clone now: a later in-place op (relu_) would overwrite this storage.
+            self.values.pop(name, None)
+            self.values[name] = result.detach().clone()
+        return result
+
+    def get_attr(self, target: Any, args: Any, kwargs: Any) -> Any:
+        value = super().get_attr(target, args, kwargs)
+        # A graph exported in train mode updates its buffers (running stats) in
+        # place; they are shared with the program, which looking must not change.
+        if isinstance(value, torch.Tensor) and not isinstance(value, nn.Parameter):
+            return value.clone()
+        return value
+
+    def call_function(self, target: Any, args: Any, kwargs: Any) -> Any:
+        index = _TRAINING_FLAG.get(target)
+        # Batch norm (flag at 5) without running statistics can only use the batch's.
+        has_stats = index != 5 or (len(args) > 5 and args[3] is not None and args[4] is not None)
+        if index is not None and len(args) > index and args[index] and has_stats:
+            args = (*args[:index], False, *args[index + 1 :])
+        return super().call_function(target, args, kwargs)
+
+
+def run_exported(
+    gm: fx.GraphModule, x: torch.Tensor, names: Iterable[str], batch: int = 1
+) -> dict[str, torch.Tensor]:
+    """Copies of the named layers' outputs for one input ``x`` of shape (1, ...).
+
+    A program exported with a fixed batch size other than 1 gets ``x`` repeated to
+    ``batch`` samples, and every output is cut back to its first sample.
+    """
+    _, last = _exported_plan(gm)
+    taps = {last[name]: name for name in names}
+    interpreter = _TapInterpreter(gm, taps)
+    if batch != 1:
+        x = x.expand(batch, *x.shape[1:]).contiguous()
+    interpreter.run(x)
+    if batch == 1:
+        return interpreter.values
+    return {
+        k: v[:1] if v.dim() and v.shape[0] == batch else v for k, v in interpreter.values.items()
+    }
+
+
+# ---------------------------------------------------------------- TorchScript
+
+# One "instance(Type)" entry of a hierarchy such as "features(Sequential).0(Conv2d)".
+_HIERARCHY_ENTRY = re.compile(r"([^.()]*)\(([^()]*)\)")
+# Entries that are not a submodule: a method of the same module, or a function.
+_NOT_A_MODULE = {"SELF", "UNKNOWN_INSTANCE", ""}
+
+
+def _node_path(node: torch._C.Node) -> str:
+    """The dotted name of the module an inlined node came from ("" for the top level)."""
+    parts = [m.group(1) for m in _HIERARCHY_ENTRY.finditer(node.getModuleHierarchy())]
+    return ".".join(p for p in parts if p not in _NOT_A_MODULE)
+
+
+def script_leaves(module: torch.jit.ScriptModule) -> dict[str, str]:
+    """Every leaf submodule of a TorchScript module, name -> type (``original_name``)."""
+    return {
+        name: sub.original_name
+        for name, sub in module.named_modules()
+        if next(iter(sub.children()), None) is None
+    }
+
+
+def _inlined_forward(module: torch.jit.ScriptModule) -> torch._C.Graph:
+    if not hasattr(module, "forward") or not hasattr(module.forward, "graph"):
+        raise NnvizError("this TorchScript module has no forward method to run")
+    try:
+        graph = module.forward.graph.copy()
+        torch._C._jit_pass_inline(graph)
+    except RuntimeError as exc:
+        raise NnvizError(f"cannot read this TorchScript model's forward graph: {exc}") from exc
+    return graph
+
+
+def _script_taps(graph: torch._C.Graph, leaves: Iterable[str]) -> dict[str, torch._C.Value]:
+    """The last tensor value made by each leaf layer, in execution order of their last calls.
+
+    Only the top level of the graph is read: a layer called inside an ``if`` or a loop
+    of its parent's forward makes its values in a nested block, which cannot be
+    returned from the graph, so it is left out (rather than guessed at).
+    """
+    wanted = set(leaves)
+    tensor = torch._C.TensorType.get()
+    last: dict[str, torch._C.Value] = {}
+    for node in graph.nodes():
+        # A node's first output is its result (max_pool2d_with_indices: the values);
+        # one that nothing reads is not the layer's output.
+        if node.outputsSize() == 0:
+            continue
+        value = node.outputsAt(0)
+        if not value.uses() or not value.type().isSubtypeOf(tensor):
+            continue
+        path = _node_path(node)
+        if path in wanted:
+            last.pop(path, None)
+            last[path] = value
+    return last
+
+
+def script_order(module: torch.jit.ScriptModule) -> list[str]:
+    """The leaf layers whose outputs can be captured, in execution order."""
+    cache = _SCRIPT_PLANS.setdefault(module, {})
+    if "order" not in cache:
+        leaves = script_leaves(module)
+        cache["order"] = (
+            [""] if list(leaves) == [""] else list(_script_taps(_inlined_forward(module), leaves))
+        )
+    return list(cache["order"])
+
+
+def _capture_function(module: torch.jit.ScriptModule, names: tuple[str, ...]) -> Any:
+    """The module's forward, rewritten to also return a copy of each named layer's output."""
+    graph = _inlined_forward(module)
+    taps = _script_taps(graph, names)
+    missing = [n for n in names if n not in taps]
+    if missing:
+        raise NnvizError(
+            "cannot capture the output of "
+            + ", ".join(missing)
+            + " in this TorchScript model: its forward graph has no value made by that "
+            "layer outside control flow (it may be unused, or called inside an if or a loop)"
+        )
+    for value in taps.values():
+        none = graph.create("prim::Constant")
+        none.output().setType(torch._C.NoneType.get())
+        none.insertAfter(value.node())
+        # Cloned where it is made, before any later in-place op can change it.
+        clone = graph.create("aten::clone", [value, none.output()])
+        clone.insertAfter(none)
+        graph.registerOutput(clone.output())
+    graph.makeMultiOutputIntoTuple()
+    try:
+        function = torch._C._create_function_from_graph("nnviz_capture", graph)
+    except RuntimeError as exc:
+        raise NnvizError(f"cannot split this TorchScript model into its layers: {exc}") from exc
+    return function, list(taps)
+
+
+def run_script(
+    module: torch.jit.ScriptModule, x: torch.Tensor, names: Iterable[str]
+) -> dict[str, torch.Tensor]:
+    """Copies of the named leaf layers' outputs of a TorchScript module for input ``x``."""
+    key = tuple(names)
+    if key == ("",):  # the module has no submodules: it is its only layer
+        out = module(x)
+        return {"": out.detach().clone()} if isinstance(out, torch.Tensor) else {}
+    cache = _SCRIPT_PLANS.setdefault(module, {})
+    if key not in cache:
+        cache[key] = _capture_function(module, key)
+    function, order = cache[key]
+    outputs = function(module._c, x)
+    return dict(zip(order, outputs[1:], strict=True))

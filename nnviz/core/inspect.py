@@ -1,0 +1,340 @@
+"""Look inside a model: a per-layer summary, and every layer's output for one input.
+
+Three kinds of model are understood:
+
+* a plain ``nn.Module`` (the presets or any user module): forward hooks on its leaf
+  modules, removed in a ``finally`` whatever happens;
+* a ``torch.export.ExportedProgram`` (or the graph module ``ep.module()`` returns):
+  its graph is run node by node, see ``nnviz.core.graph_capture``;
+* a TorchScript module (scripted or traced, fresh or loaded): its forward graph is
+  rewritten to also return each layer's output, see ``nnviz.core.graph_capture``.
+
+A *layer* is a leaf module, one with no children, named by its dotted path
+("conv1", "features.0"). Layers come in execution order; a module called more than
+once appears once, at its last call, with the output of that call. Operations in a
+``forward`` that belong to no leaf module (``torch.flatten(x, 1)``) are not layers.
+Only layers that ran appear; in an exported or TorchScript model that means a layer
+that does no operation (``nn.Identity``) does not appear, and in TorchScript neither
+does one called inside an ``if`` or a loop of its parent's forward (asking for it by
+name is an ``NnvizError`` that says so).
+
+Never pass the module a trainer is training: hooks and the mode switch would reach
+its training steps. Inspect a copy (see shared/design/PITFALLS.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import numpy as np
+import torch
+from torch import fx, nn
+
+from nnviz.core import graph_capture
+from nnviz.core.errors import NnvizError
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """One leaf layer: its name, class name, output shape (batch of 1) and own parameters."""
+
+    name: str
+    type: str
+    output_shape: tuple[int, ...]
+    params: int
+
+
+@dataclass(frozen=True)
+class Summary:
+    """A model's layers in execution order, with parameter totals."""
+
+    input_shape: tuple[int, ...]
+    layers: tuple[LayerInfo, ...]
+    total_params: int
+    trainable_params: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """The summary as plain JSON-ready data (lists, not tuples)."""
+        return {
+            "input_shape": list(self.input_shape),
+            "layers": [
+                {
+                    "name": layer.name,
+                    "type": layer.type,
+                    "output_shape": list(layer.output_shape),
+                    "params": layer.params,
+                }
+                for layer in self.layers
+            ],
+            "total_params": self.total_params,
+            "trainable_params": self.trainable_params,
+        }
+
+    def format_table(self) -> str:
+        """A Keras-like text table: one row per layer, then the totals."""
+        header = ("Layer (type)", "Output shape", "Params")
+        rows = [
+            (
+                f"{layer.name or '(model)'} ({layer.type})",
+                str(layer.output_shape),
+                f"{layer.params:,}",
+            )
+            for layer in self.layers
+        ]
+        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(3)]
+
+        def line(cells: tuple[str, str, str]) -> str:
+            return f"{cells[0]:<{widths[0]}}   {cells[1]:<{widths[1]}}   {cells[2]:>{widths[2]}}"
+
+        rule_width = sum(widths) + 6
+        lines = [f"Input shape: {self.input_shape}", "=" * rule_width, line(header)]
+        lines.append("=" * rule_width)
+        lines += [line(row) for row in rows]
+        lines += [
+            "=" * rule_width,
+            f"Total params: {self.total_params:,}",
+            f"Trainable params: {self.trainable_params:,}",
+            f"Non-trainable params: {self.total_params - self.trainable_params:,}",
+        ]
+        return "\n".join(lines)
+
+
+@dataclass
+class _Layers:
+    """What a kind of model offers: its capturable layers and a way to run them."""
+
+    types: dict[str, str]  # every leaf layer, name -> class name
+    params: dict[str, int]  # parameters owned directly by each layer
+    total: int
+    trainable: int
+    # (input of shape (1, ...), names) -> cloned outputs, in execution order
+    run: Callable[[torch.Tensor, list[str]], dict[str, torch.Tensor]]
+    extra_names: frozenset[str] = frozenset()  # non-leaf names that may also be asked for
+    # Exported graphs have their mode baked in (and refuse .eval()); their runner
+    # switches the mode-dependent ops off instead.
+    switch_mode: bool = True
+    # The layers whose outputs can be had, in execution order where known (TorchScript
+    # cannot give those called inside control flow); all of ``types`` when None.
+    order: list[str] | None = None
+
+    def capturable(self) -> list[str]:
+        return list(self.types) if self.order is None else list(self.order)
+
+
+def summarize(model: Any, input_shape: tuple[int, ...] = (1, 28, 28)) -> Summary:
+    """Layers, output shapes (batch of 1) and parameter counts of a module, exported
+    program or TorchScript module, found by running one all-zero input of ``input_shape``.
+    """
+    layers = _layers_of(model)
+    x = torch.zeros((1, *input_shape))
+    outputs = _run(model, layers, x, layers.capturable())
+    return Summary(
+        input_shape=tuple(int(s) for s in input_shape),
+        layers=tuple(
+            LayerInfo(name, layers.types[name], tuple(out.shape), layers.params.get(name, 0))
+            for name, out in outputs.items()
+        ),
+        total_params=layers.total,
+        trainable_params=layers.trainable,
+    )
+
+
+def capture_activations(
+    model: Any, x: torch.Tensor, names: Iterable[str] | None = None
+) -> dict[str, np.ndarray]:
+    """Every leaf layer's output (or just ``names``) for ONE input, as numpy copies.
+
+    ``x`` is (C, H, W) or (1, C, H, W); each output keeps its batch dimension of 1.
+    The model runs in eval mode under ``torch.inference_mode`` and is left in the mode
+    it was in. Keys are layer names in execution order.
+    """
+    layers = _layers_of(model)
+    x = torch.as_tensor(x)
+    # Rank 4 is an image batch, which must hold one image; anything smaller is one
+    # sample and gets its batch dimension. ((1, 28, 28) is one MNIST image, C=1.)
+    if x.dim() == 4 and x.shape[0] != 1 or x.dim() == 0 or x.dim() > 4:
+        raise NnvizError(
+            f"capture_activations takes one input of shape (C, H, W) or (1, C, H, W), "
+            f"not {tuple(x.shape)}"
+        )
+    if x.dim() < 4:
+        x = x.unsqueeze(0)
+    if names is None:
+        wanted = layers.capturable()
+    else:
+        wanted = list(dict.fromkeys(names))
+        unknown = [n for n in wanted if n not in layers.types and n not in layers.extra_names]
+        if unknown:
+            raise NnvizError(
+                f"the model has no layer named {', '.join(map(repr, unknown))}; "
+                f"its layers are {', '.join(layers.types)}"
+            )
+    outputs = _run(model, layers, x, wanted)
+    return {name: _to_numpy(out) for name, out in outputs.items()}
+
+
+def _to_numpy(t: torch.Tensor) -> np.ndarray:
+    if t.dtype in (torch.bfloat16, torch.float16):
+        t = t.float()  # numpy has no bfloat16, and the views want float32 anyway
+    return t.cpu().numpy()
+
+
+def _run(model: Any, layers: _Layers, x: torch.Tensor, names: list[str]) -> dict[str, torch.Tensor]:
+    """Run ``layers.run`` on ``x`` moved to the model's device/dtype, in eval mode."""
+    x = x.to(**_device_and_dtype(model))
+    try:
+        with _eval_mode(model) if layers.switch_mode else nullcontext(), torch.inference_mode():
+            return layers.run(x, names)
+    except (RuntimeError, AssertionError) as exc:
+        # Mostly an input of a shape the model was not made for (or a failed guard).
+        raise NnvizError(
+            f"the model failed on an input of shape {tuple(x.shape[1:])}: {exc}"
+        ) from exc
+
+
+def _device_and_dtype(model: Any) -> dict[str, Any]:
+    if isinstance(model, torch.export.ExportedProgram):
+        tensors: Iterable[torch.Tensor] = model.state_dict.values()
+    elif isinstance(model, nn.Module):
+        tensors = [*model.parameters(), *model.buffers()]
+    else:
+        tensors = []
+    for t in tensors:
+        if t.is_floating_point():
+            return {"device": t.device, "dtype": t.dtype}
+    return {"dtype": torch.float32}
+
+
+@contextmanager
+def _eval_mode(model: nn.Module) -> Iterator[None]:
+    """Eval mode for the pass; every submodule gets back its own previous mode."""
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield
+    finally:
+        # Pre-order: train() on a parent also sets its children, which come later.
+        for module, training in modes:
+            if module.training != training:
+                module.train(training)
+
+
+def _layers_of(model: Any) -> _Layers:
+    if isinstance(model, torch.export.ExportedProgram):
+        gm = graph_capture.exported_module(model)
+        return _graph_layers(gm, graph_capture.exported_batch(gm, model.range_constraints))
+    if isinstance(model, torch.jit.ScriptModule):
+        return _script_layers(model)
+    if isinstance(model, fx.GraphModule) and graph_capture.has_module_stack(model):
+        return _graph_layers(model, graph_capture.exported_batch(model))
+    if isinstance(model, nn.Module):
+        scripted = [n for n, m in model.named_modules() if isinstance(m, torch.jit.ScriptModule)]
+        if scripted:  # TorchScript refuses forward hooks
+            raise NnvizError(
+                f"cannot inspect a module holding TorchScript parts ({', '.join(scripted)}); "
+                "inspect the TorchScript module itself"
+            )
+        return _module_layers(model)
+    raise NnvizError(
+        f"cannot inspect a {type(model).__name__}: expected an nn.Module, an exported "
+        "program or a TorchScript module"
+    )
+
+
+def _totals(model: nn.Module) -> tuple[int, int]:
+    params = list(model.parameters())
+    return sum(p.numel() for p in params), sum(p.numel() for p in params if p.requires_grad)
+
+
+def _own_params(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters(recurse=False))
+
+
+# ---------------------------------------------------------------- plain modules
+
+
+def _module_layers(model: nn.Module) -> _Layers:
+    modules = dict(model.named_modules())
+    leaves = {n: m for n, m in modules.items() if next(iter(m.children()), None) is None}
+    total, trainable = _totals(model)
+    return _Layers(
+        types={n: type(m).__name__ for n, m in leaves.items()},
+        params={n: _own_params(m) for n, m in leaves.items()},
+        total=total,
+        trainable=trainable,
+        run=partial(_run_hooks, modules),
+        # Any module may be asked for by name (a block's output), not only leaves.
+        extra_names=frozenset(modules),
+    )
+
+
+def _first_tensor(output: Any) -> torch.Tensor | None:
+    if isinstance(output, torch.Tensor):
+        return output
+    if isinstance(output, (tuple, list)):  # e.g. an RNN's (output, hidden)
+        return next((o for o in output if isinstance(o, torch.Tensor)), None)
+    return None
+
+
+def _run_hooks(
+    modules: dict[str, nn.Module], x: torch.Tensor, names: list[str]
+) -> dict[str, torch.Tensor]:
+    values: dict[str, torch.Tensor] = {}
+
+    def record(name: str, _module: nn.Module, _inputs: Any, output: Any) -> None:
+        tensor = _first_tensor(output)
+        if tensor is not None:
+            # Clone: a later ReLU(inplace=True) would otherwise rewrite this value.
+            values.pop(name, None)  # a repeated call moves the layer to its last call
+            values[name] = tensor.detach().clone()
+
+    handles = []
+    try:
+        for name in names:
+            handles.append(modules[name].register_forward_hook(partial(record, name)))
+        modules[""](x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return values
+
+
+# ---------------------------------------------------------------- exported programs
+
+
+def _graph_layers(gm: fx.GraphModule, batch: int) -> _Layers:
+    types = graph_capture.exported_layers(gm)
+    params: dict[str, int] = {}
+    for name, p in gm.named_parameters():
+        owner = name.rpartition(".")[0]
+        params[owner] = params.get(owner, 0) + p.numel()
+    total, trainable = _totals(gm)
+    return _Layers(
+        types=types,
+        params={n: params.get(n, 0) for n in types},
+        total=total,
+        trainable=trainable,
+        run=lambda x, names: graph_capture.run_exported(gm, x, names, batch),
+        switch_mode=False,
+    )
+
+
+# ---------------------------------------------------------------- TorchScript
+
+
+def _script_layers(model: torch.jit.ScriptModule) -> _Layers:
+    modules = dict(model.named_modules())
+    types = graph_capture.script_leaves(model)
+    total, trainable = _totals(model)
+    return _Layers(
+        types=types,
+        params={n: _own_params(modules[n]) for n in types},
+        total=total,
+        trainable=trainable,
+        run=lambda x, names: graph_capture.run_script(model, x, names),
+        order=graph_capture.script_order(model),
+    )
