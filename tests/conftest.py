@@ -39,3 +39,15 @@ def small_mnist():
 
     splits = load_splits("mnist", n_val=200, seed=0, limit=600)
     return splits
+
+
+@pytest.fixture(autouse=True)
+def _own_settings(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+    """Qt settings (layout, recent files, theme) go to a fresh folder per test."""
+    folder = tmp_path_factory.mktemp("settings")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(folder))
+    try:
+        from PySide6.QtCore import QSettings
+    except ImportError:  # the headless lane
+        return
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(folder))

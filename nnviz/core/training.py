@@ -235,7 +235,10 @@ class Trainer:
         n = len(labels)
         per_epoch = math.ceil(n / cfg.batch_size)
         step = self.history.last_step
-        start_epoch = step // per_epoch if step else 0
+        # A run trains `epochs` more epochs; steps and epochs count on from the history,
+        # so a loaded model's curves continue where they ended.
+        first_epoch = len(self.history.epochs)
+        epoch = first_epoch
         # The weights before the latest update, restored if that update ruins the loss.
         backup = [p.detach().clone() for p in self._params]
         loss_fn = nn.CrossEntropyLoss()
@@ -245,12 +248,11 @@ class Trainer:
         last_publish = 0.0
         next_step_at = time.perf_counter()
         try:
-            for epoch in range(start_epoch, cfg.epochs):
+            for epoch in range(first_epoch, first_epoch + cfg.epochs):
                 order = torch.randperm(n, generator=shuffle)
                 sum_loss = sum_correct = seen = 0.0
                 self.model.train()
-                first_batch = step - epoch * per_epoch if epoch == start_epoch else 0
-                for b in range(first_batch, per_epoch):
+                for b in range(per_epoch):
                     if not self._wait_turn(step, epoch):
                         self.finished = Finished(step, "stopped")
                         return
@@ -321,7 +323,7 @@ class Trainer:
         finally:
             self.model.eval()
             self.status = self.finished.reason
-            self._publish_snapshot(step, min(step // per_epoch, cfg.epochs))
+            self._publish_snapshot(step, epoch)
             self._emit(self.finished)
 
     # ----- helpers ---------------------------------------------------------------------
