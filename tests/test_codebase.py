@@ -22,9 +22,7 @@ def _tool(name: str) -> str:
 
 def test_ruff_lint_and_format():
     for args in (["check", "."], ["format", "--check", "."]):
-        result = subprocess.run(
-            [_tool("ruff"), *args], cwd=ROOT, capture_output=True, text=True
-        )
+        result = subprocess.run([_tool("ruff"), *args], cwd=ROOT, capture_output=True, text=True)
         assert result.returncode == 0, result.stdout + result.stderr
 
 
