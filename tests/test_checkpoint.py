@@ -201,3 +201,20 @@ def test_non_finite_floats_never_reach_the_json(tmp_path):
     assert "NaN" not in raw and "Infinity" not in raw
     json.loads(raw, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
     assert load_checkpoint(path).history == {"loss": [None, None, 1.0]}
+
+
+def test_saved_file_gets_ordinary_permissions_not_the_temp_files(tmp_path):
+    import os
+    import stat
+
+    from nnviz.core.checkpoint import Checkpoint, save_checkpoint
+    from nnviz.core.models import build_model, get_spec
+
+    spec = get_spec("mlp-3b1b")
+    checkpoint = Checkpoint(spec=spec, state_dict=build_model(spec, seed=0).state_dict())
+    old = os.umask(0o022)
+    try:
+        save_checkpoint(tmp_path / "shared.nnviz", checkpoint)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "shared.nnviz").stat().st_mode) == 0o644

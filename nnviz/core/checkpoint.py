@@ -21,6 +21,7 @@ import contextlib
 import json
 import math
 import os
+import stat
 import struct
 import tempfile
 from dataclasses import dataclass, field
@@ -124,6 +125,8 @@ def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> None:
             handle.write(payload)
             handle.flush()
             os.fsync(handle.fileno())
+        # mkstemp makes the file private (0600); give it the mode a plain save would.
+        os.chmod(tmp_name, _file_mode(path))
         os.replace(tmp_name, path)
         tmp_name = None
         _sync_directory(path.parent)
@@ -133,6 +136,15 @@ def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> None:
         if tmp_name is not None:
             with contextlib.suppress(OSError):
                 os.unlink(tmp_name)
+
+
+def _file_mode(path: Path) -> int:
+    """The existing file's permissions, or the default for a new file (0666 less umask)."""
+    with contextlib.suppress(OSError):
+        return stat.S_IMODE(path.stat().st_mode)
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def _sync_directory(folder: Path) -> None:
