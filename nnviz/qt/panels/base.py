@@ -1,0 +1,66 @@
+"""The panel contract: a panel gets state from the Session and draws it; nothing more.
+
+A panel never reaches into the trainer or the model being trained. It subscribes to
+Session events in ``__init__`` (through ``listen`` so ``close`` disconnects them),
+marks itself stale when something it shows changed, and the main window's frame timer
+calls ``refresh`` at most 30 times a second; a hidden panel does not redraw at all.
+What the user asks for (change the learning rate, pick a layer) leaves a panel as a
+Qt signal, never as a direct call into other parts of the app.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QWidget
+
+from nnviz.state import Session
+
+
+class Panel(QWidget):
+    """Base class of every dock's content."""
+
+    title: ClassVar[str] = "Panel"
+    object_name: ClassVar[str] = "panel"  # stable: QSettings stores the layout under it
+    area: ClassVar[Qt.DockWidgetArea] = Qt.DockWidgetArea.RightDockWidgetArea
+    shown_by_default: ClassVar[bool] = True
+
+    def __init__(self, session: Session, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self._stale = True
+        self._connections: list[tuple[Any, Callable]] = []
+
+    def listen(self, signal: Any, slot: Callable) -> None:
+        """Connect to a Session (psygnal) signal; undone by ``close_panel``."""
+        signal.connect(slot)
+        self._connections.append((signal, slot))
+
+    def mark_stale(self, *_: Any) -> None:
+        self._stale = True
+
+    @property
+    def stale(self) -> bool:
+        return self._stale
+
+    def is_shown(self) -> bool:
+        """Visible on screen: its dock is open and not hidden behind another tab."""
+        return self.isVisible() and not self.visibleRegion().isEmpty()
+
+    def refresh(self, force: bool = False) -> bool:
+        """Redraw if stale and visible (or forced); True if it drew."""
+        if not self._stale or not (force or self.is_shown()):
+            return False
+        self._stale = False
+        self.redraw()
+        return True
+
+    def redraw(self) -> None:
+        """Draw the latest state; called on the GUI thread, at most 30 times a second."""
+
+    def close_panel(self) -> None:
+        for signal, slot in self._connections:
+            signal.disconnect(slot)
+        self._connections.clear()

@@ -1,0 +1,87 @@
+"""The status bar: epoch and step, the epoch's progress, loss, validation accuracy,
+samples/s and time left. Fed from Session events; draws on the frame timer."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar, QWidget
+
+from nnviz.core.snapshot import EpochReport, StepReport
+from nnviz.state import Session
+
+
+def format_eta(seconds: float) -> str:
+    """'1:05:03', '4:07' or '12 s'."""
+    seconds = max(0, int(round(seconds)))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}:{minutes:02d}:{secs:02d}"
+    return f"{minutes}:{secs:02d}" if minutes else f"{secs} s"
+
+
+class TrainingStatusBar(QStatusBar):
+    def __init__(self, session: Session, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.position = QLabel("No training yet")
+        self.progress = QProgressBar()
+        self.progress.setMaximumWidth(180)
+        self.progress.setFormat("epoch %p%")
+        self.loss = QLabel()
+        self.val = QLabel()
+        self.speed = QLabel()
+        self.eta = QLabel()
+        for w in (self.position, self.progress, self.loss, self.val, self.speed, self.eta):
+            self.addPermanentWidget(w)
+        self._last: StepReport | None = None
+        self._val_acc: float | None = None
+        self._stale = False
+        session.events_added.connect(self._events)
+        session.model_loaded.connect(self._reset)
+        session.status_changed.connect(self._status)
+
+    def _reset(self) -> None:
+        self._last = None
+        epochs = self.session.history.epochs
+        self._val_acc = epochs[-1].get("val_accuracy") if epochs else None
+        self._stale = True
+        self.position.setText(f"{self.session.history.last_step:,} steps trained")
+
+    def _events(self, events: list) -> None:
+        for e in events:
+            if isinstance(e, StepReport):
+                self._last = e
+            elif isinstance(e, EpochReport) and e.val_accuracy is not None:
+                self._val_acc = e.val_accuracy
+        self._stale = True
+
+    def _status(self, status: str) -> None:
+        self._stale = True
+        self.showMessage(f"Training {status}", 3000)
+
+    def refresh(self) -> None:
+        """Redraw if something changed (called by the window's frame timer)."""
+        if not self._stale:
+            return
+        self._stale = False
+        r = self._last
+        self.val.setText("" if self._val_acc is None else f"val acc {self._val_acc:.2%}")
+        if r is None:
+            self.loss.setText("")
+            self.speed.setText("")
+            self.eta.setText("")
+            self.progress.setValue(0)
+            return
+        self.position.setText(
+            f"epoch {r.epoch + 1} · step {r.step:,} (batch {r.batch}/{r.batches_per_epoch})"
+        )
+        self.progress.setValue(round(100 * r.batch / r.batches_per_epoch))
+        self.loss.setText(f"loss {r.loss:.4f}")
+        self.speed.setText(f"{r.samples_per_s:,.0f} samples/s")
+        batch_size = self.session.config.batch_size
+        left_in_epoch = (r.batches_per_epoch - r.batch) * batch_size
+        self.eta.setText(
+            f"epoch ends in {format_eta(left_in_epoch / r.samples_per_s)}"
+            if r.samples_per_s > 0 and self.session.status == "running"
+            else ""
+        )

@@ -1,0 +1,226 @@
+"""The desktop app, offscreen, with real widgets, real MNIST and a real training thread."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import QApplication
+
+from nnviz.core.data import load_splits
+from nnviz.core.models import build_model, get_spec
+from nnviz.state import COMPLETED, PAUSED, RUNNING, STOPPED
+
+
+@pytest.fixture
+def small_data():
+    return load_splits("mnist", n_val=100, limit=800)
+
+
+@pytest.fixture
+def window(qtbot, small_data, monkeypatch):
+    from nnviz.qt.app import create_window
+
+    _, win = create_window()
+    qtbot.addWidget(win)
+    win.session.set_data(small_data, "mnist")
+    win.session.config.epochs = 1000
+    win.session.config.batch_size = 16
+    monkeypatch.setattr(win.documents, "ask_to_save", lambda: "discard")
+    win.show()
+    qtbot.waitExposed(win)
+    yield win
+    win.runner.stop()
+
+
+def _steps(win):
+    snap = win.session.snapshot
+    return snap.step if snap is not None else win.session.history.last_step
+
+
+def test_opens_on_the_lenet_sample_with_docks_in_the_view_menu(window):
+    assert window.session.loaded.display_name == "lenet.nnviz"
+    assert "lenet.nnviz" in window.windowTitle()
+    assert window.session.trainable
+    view_entries = {a.text() for a in window.view_menu.actions()}
+    for dock in window.docks.values():
+        assert dock.windowTitle() in view_entries
+        assert dock.features() & dock.DockWidgetFeature.DockWidgetClosable
+        assert dock.features() & dock.DockWidgetFeature.DockWidgetFloatable
+
+
+def test_train_pause_step_resume_stop(window, qtbot):
+    start = window.session.history.last_step
+    window.train()
+    assert window.session.status == RUNNING
+    qtbot.waitUntil(lambda: _steps(window) > start + 5, timeout=10000)
+    window.pause()
+    qtbot.waitUntil(lambda: window.session.status == PAUSED, timeout=5000)
+    paused_at = _steps(window)
+    qtbot.wait(150)
+    assert _steps(window) == paused_at
+    window.step()
+    qtbot.waitUntil(lambda: _steps(window) == paused_at + 1, timeout=5000)
+    window.train()  # resume
+    qtbot.waitUntil(lambda: _steps(window) > paused_at + 5, timeout=10000)
+    window.stop_training()
+    assert not window.runner.active
+    assert window.session.status == STOPPED
+    loss = window.panels["loss"]
+    window.refresh_panels()
+    assert loss.point_count() == len(window.session.history.step)
+    assert "[*]" in window.windowTitle() and window.isWindowModified()
+
+
+def test_live_learning_rate_change_is_applied_and_marked(window, qtbot):
+    window.train()
+    qtbot.waitUntil(lambda: _steps(window) > 3, timeout=10000)
+    window.panels["training"].lr.setValue(0.0123)
+    qtbot.waitUntil(
+        lambda: any(c["name"] == "lr" for c in window.session.history.changes), timeout=5000
+    )
+    window.stop_training()
+    change = [c for c in window.session.history.changes if c["name"] == "lr"][-1]
+    assert change["value"] == pytest.approx(0.0123)
+    assert window.runner.trainer.optimizer.param_groups[0]["lr"] == pytest.approx(0.0123)
+
+
+def test_views_use_snapshot_weights_not_the_training_module(window, qtbot):
+    window.train()
+    qtbot.waitUntil(lambda: _steps(window) > 10, timeout=10000)
+    window.pause()
+    qtbot.waitUntil(lambda: window.session.status == PAUSED, timeout=5000)
+    window.runner.poll()
+    s = window.session
+    assert s.view_model is not s.train_model
+    snap = window.runner.trainer.latest_snapshot()
+    for key, value in s.view_model.state_dict().items():
+        assert torch.equal(value, torch.from_numpy(snap.weights[key].copy()))
+    window.stop_training()
+
+
+def test_closing_while_training_stops_the_thread_quickly(window, qtbot):
+    window.train()
+    qtbot.waitUntil(lambda: _steps(window) > 3, timeout=10000)
+    thread = window.runner._thread
+    started = time.perf_counter()
+    assert window.close()
+    assert time.perf_counter() - started < 2.0
+    assert thread.isFinished()
+    assert not window.runner.active
+
+
+def test_closing_a_dirty_model_can_save_it_or_cancel(window, qtbot, monkeypatch, tmp_path):
+    window.step()
+    qtbot.waitUntil(lambda: window.session.dirty, timeout=5000)
+    monkeypatch.setattr(window.documents, "ask_to_save", lambda: "cancel")
+    assert not window.close()
+    assert window.isVisible()
+    window.session.path = tmp_path / "kept.nnviz"
+    monkeypatch.setattr(window.documents, "ask_to_save", lambda: "save")
+    assert window.close()
+    assert (tmp_path / "kept.nnviz").is_file()
+
+
+def test_bad_model_file_shows_an_error_and_the_app_still_works(window, qtbot, tmp_path):
+    bad = tmp_path / "broken.pt2"
+    bad.write_bytes(b"PK\x03\x04 this is not a real archive")
+    assert not window.documents.open_path(str(bad))
+    assert "broken.pt2" in window.banner.text
+    assert window.session.loaded.display_name == "lenet.nnviz"
+    window.step()
+    qtbot.waitUntil(
+        lambda: _steps(window) > window.session.history.epochs[-1]["step"], timeout=5000
+    )
+
+
+def test_save_and_reopen_keeps_weights_and_history(window, qtbot, tmp_path):
+    window.documents.new_from_preset("mlp-3b1b")
+    window.train()
+    qtbot.waitUntil(lambda: _steps(window) > 20, timeout=10000)
+    window.stop_training()
+    trained = {k: v.clone() for k, v in window.session.view_model.state_dict().items()}
+    path = tmp_path / "mine.nnviz"
+    assert window.documents.save_to(path)
+    assert not window.isWindowModified() and "mine.nnviz" in window.windowTitle()
+    steps = window.session.history.last_step
+    window.documents.new_from_preset("lenet")
+    assert window.documents.open_path(str(path))
+    assert window.session.history.last_step == steps
+    for key, value in window.session.view_model.state_dict().items():
+        assert torch.equal(value, trained[key])
+    assert str(path.resolve()) in window.documents.recent_files()
+
+
+def test_exported_model_opens_view_only(window, tmp_path):
+    model = build_model(get_spec("lenet"), seed=1).eval()
+    batch = torch.export.Dim("batch", min=1, max=1024)
+    program = torch.export.export(model, (torch.zeros(2, 1, 28, 28),), dynamic_shapes=({0: batch},))
+    path = tmp_path / "exported.pt2"
+    torch.export.save(program, path)
+    assert window.documents.open_path(str(path))
+    assert not window.session.trainable
+    assert not window.act_train.isEnabled()
+    window.train()
+    assert "inspected but not trained" in window.banner.text
+
+
+def test_dropping_a_model_file_opens_it(window, tmp_path):
+    path = tmp_path / "dropped.nnviz"
+    window.documents.new_from_preset("mlp")
+    window.documents.save_to(path)
+    window.documents.new_from_preset("lenet")
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path))])
+    pos = window.rect().center()
+    args = (Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier)
+    enter = QDragEnterEvent(pos, *args)
+    QApplication.sendEvent(window, enter)
+    assert enter.isAccepted()
+    QApplication.sendEvent(window, QDropEvent(QPointF(pos), *args))
+    assert window.session.loaded.display_name == "dropped.nnviz"
+
+
+def test_layout_is_remembered_and_can_be_reset(window, qtbot):
+    from nnviz.qt.app import create_window
+
+    window.docks["loss"].setVisible(False)
+    window.close()
+    _, again = create_window()
+    qtbot.addWidget(again)
+    again.show()
+    assert not again.docks["loss"].isVisible()
+    again.reset_layout()
+    assert again.docks["loss"].isVisible()
+    again.close()
+
+
+def test_training_to_the_end_completes(window, qtbot):
+    window.session.config.epochs = 1
+    window.session.config.batch_size = 64
+    window.documents.new_from_preset("mlp-3b1b")
+    window.session.config.epochs = 1
+    window.train()
+    qtbot.waitUntil(lambda: window.session.status == COMPLETED, timeout=20000)
+    assert window.session.history.epochs[-1]["val_accuracy"] is not None
+
+
+def test_screenshot_command(tmp_path):
+    out = tmp_path / "shot.png"
+    result = subprocess.run(
+        [sys.executable, "-m", "nnviz", "gui", "--screenshot", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    from PIL import Image
+
+    with Image.open(out) as image:
+        assert image.size == (1600, 1000)
+        assert len(image.convert("L").getcolors(maxcolors=1 << 20)) > 10  # not a blank frame
