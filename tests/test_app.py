@@ -224,3 +224,92 @@ def test_screenshot_command(tmp_path):
     with Image.open(out) as image:
         assert image.size == (1600, 1000)
         assert len(image.convert("L").getcolors(maxcolors=1 << 20)) > 10  # not a blank frame
+
+
+def _fake_fashion(file_server, monkeypatch, delay=0.0):
+    """Serve stand-ins under the Fashion-MNIST names on loopback: the bundled MNIST files."""
+    import hashlib
+    from importlib.resources import files
+
+    from nnviz.core import download
+
+    mnist = files("nnviz.resources") / "mnist"
+    content = {
+        "images": (mnist / "t10k-images-idx3-ubyte.gz").read_bytes(),
+        "labels": (mnist / "t10k-labels-idx1-ubyte.gz").read_bytes(),
+    }
+    server = file_server({})
+    server.delay = delay
+    remote = []
+    for f in download.FASHION_MNIST_FILES:
+        body = content["images" if "images" in f.name else "labels"]
+        server.files[f.name] = body
+        remote.append(
+            download.RemoteFile(
+                f.name, hashlib.md5(body).hexdigest(), (server.url(f.name),), f.dataset, len(body)
+            )
+        )
+    monkeypatch.setattr(download, "FASHION_MNIST_FILES", tuple(remote))
+    return server
+
+
+def test_fashion_mnist_downloads_with_a_progress_dialog(window, qtbot, file_server, monkeypatch):
+    _fake_fashion(file_server, monkeypatch)
+    window.documents.use_data("fashion-mnist")
+    qtbot.waitUntil(lambda: window.session.data_source == "fashion-mnist", timeout=20000)
+    assert window.session.data.classes[0] == "T-shirt/top"
+    checked = [a.data() for a in window.data_group.actions() if a.isChecked()]
+    assert checked == ["fashion-mnist"]
+
+
+def test_cancelled_download_keeps_the_data_and_says_so(window, qtbot, file_server, monkeypatch):
+    from PySide6.QtWidgets import QProgressDialog, QPushButton
+
+    _fake_fashion(file_server, monkeypatch, delay=0.02)
+    window.documents.use_data("fashion-mnist")
+    qtbot.waitUntil(lambda: window.findChild(QProgressDialog) is not None, timeout=5000)
+    dialog = window.findChild(QProgressDialog)
+    cancel = next(b for b in dialog.findChildren(QPushButton) if b.text() == "Cancel")
+    qtbot.mouseClick(cancel, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.documents._download is None, timeout=10000)
+    assert window.session.data_source == "mnist"
+    assert "cancelled" in window.statusBar().currentMessage().lower()
+
+
+def test_nan_loss_is_a_message_and_the_app_goes_on(window, qtbot):
+    window.documents.new_from_preset("mlp")
+    panel = window.panels["training"]
+    panel.optimizer.setCurrentText("sgd")
+    panel.lr.setValue(10.0)
+    window.session.config.momentum = 0.0
+    window.session.config.lr = 1e12  # beyond the spin box, to be sure it blows up
+    window.train()
+    qtbot.waitUntil(lambda: window.session.status == "failed", timeout=20000)
+    assert "try a lower learning rate" in window.banner.text
+    for value in window.session.view_model.state_dict().values():
+        assert torch.isfinite(value).all()
+    window.session.config.lr = 0.01
+    window.step()  # still usable
+    qtbot.waitUntil(lambda: window.session.status == "paused", timeout=5000)
+
+
+def test_dark_theme_toggle(window):
+    from PySide6.QtGui import QPalette
+
+    window.set_theme("dark")
+    dark = QApplication.instance().palette().color(QPalette.ColorRole.Window).lightness()
+    window.set_theme("light")
+    light = QApplication.instance().palette().color(QPalette.ColorRole.Window).lightness()
+    assert dark < 100 < light
+
+
+def test_watchable_pace_from_the_panel(window, qtbot):
+    panel = window.panels["training"]
+    panel.fast.setChecked(False)
+    panel.pace.setValue(4)  # 20 steps/s
+    assert window.session.config.steps_per_second == 20
+    start = window.session.history.last_step
+    window.train()
+    qtbot.wait(1000)
+    window.stop_training()
+    assert 8 <= window.session.history.last_step - start <= 30

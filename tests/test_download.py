@@ -8,7 +8,6 @@ import re
 import socket
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
@@ -33,80 +32,9 @@ def md5(data: bytes) -> str:
     return hashlib.md5(data).hexdigest()
 
 
-class FileServer:
-    """A loopback HTTP server with Range support that can misbehave on request."""
-
-    def __init__(self, files: dict[str, bytes]) -> None:
-        self.files = files
-        self.requests: list[tuple[str, str | None]] = []  # (name, Range header)
-        self.cut_half = False  # announce the full length, send half, hang up
-        self.ignore_range = False  # answer Range requests with 200 and the whole file
-        self.delay = 0.0  # seconds between 8 KiB writes
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self.httpd.daemon_threads = False  # so server_close() joins the handler threads
-        self.httpd.owner = self
-        self.thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-        )
-        self.thread.start()
-
-    def url(self, name: str) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/{name}"
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join()
-
-
-class _Handler(BaseHTTPRequestHandler):
-    def log_message(self, format, *args):  # keep the test output clean
-        pass
-
-    def do_GET(self):
-        owner: FileServer = self.server.owner
-        name = self.path.lstrip("/")
-        range_header = self.headers.get("Range")
-        owner.requests.append((name, range_header))
-        body = owner.files.get(name)
-        if body is None:
-            self.send_error(404)
-            return
-        size = len(body)
-        match = re.fullmatch(r"bytes=(\d+)-", range_header or "")
-        if match and not owner.ignore_range:
-            start = int(match[1])
-            if start >= size:
-                self.send_response(416)
-                self.send_header("Content-Range", f"bytes */{size}")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-            self.send_response(206)
-            self.send_header("Content-Range", f"bytes {start}-{size - 1}/{size}")
-            body = body[start:]
-        else:
-            self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if owner.cut_half:
-            body = body[: len(body) // 2]
-        try:
-            for i in range(0, len(body), 8192):
-                self.wfile.write(body[i : i + 8192])
-                self.wfile.flush()
-                if owner.delay:
-                    time.sleep(owner.delay)
-        except OSError:
-            pass  # the client hung up (a cancelled download)
-        self.close_connection = True
-
-
 @pytest.fixture
-def server():
-    srv = FileServer({"labels.gz": LABELS, "blob.bin": BLOB})
-    yield srv
-    srv.close()
+def server(file_server):
+    return file_server({"labels.gz": LABELS, "blob.bin": BLOB})
 
 
 @pytest.fixture(autouse=True)
@@ -123,7 +51,7 @@ def dead_url():
     return f"http://127.0.0.1:{port}/blob.bin"
 
 
-def remote(server: FileServer, name: str, content: bytes, *extra_mirrors: str) -> RemoteFile:
+def remote(server, name: str, content: bytes, *extra_mirrors: str) -> RemoteFile:
     return RemoteFile(name, md5(content), (*extra_mirrors, server.url(name)))
 
 
