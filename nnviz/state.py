@@ -8,8 +8,10 @@ state can drive tests or another front end.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from psygnal import Signal
 
@@ -32,6 +34,15 @@ IDLE, RUNNING, PAUSED, STOPPED, COMPLETED, FAILED = (
 )
 
 
+@dataclass(frozen=True)
+class CurrentInput:
+    """The digit the views look at: a sample from the data or a drawing."""
+
+    image: np.ndarray  # float32 (28, 28) in [0, 1], ink high (read-only)
+    label: int | None  # the true class when known
+    description: str  # e.g. "MNIST test #42" or "your drawing"
+
+
 class Session:
     """What the app shows. Mutated on the GUI thread only."""
 
@@ -43,6 +54,7 @@ class Session:
     dirty_changed = Signal(bool)
     config_changed = Signal()
     error = Signal(str)  # a message for the user; the app keeps running
+    input_changed = Signal()  # a different current input
 
     def __init__(self) -> None:
         self.loaded: LoadedModel | None = None
@@ -56,6 +68,12 @@ class Session:
         self.status = IDLE
         self.dirty = False
         self.path: Path | None = None
+        self.current_input: CurrentInput | None = None
+        # Activations for the current input and weights, computed once and shared by
+        # every panel; the key says which input and weights they belong to.
+        self._activations: dict[str, np.ndarray] | None = None
+        self._activations_key: tuple[int, int] | None = None
+        self._weights_version = 0
 
     # ----- model and data --------------------------------------------------------------
     @property
@@ -82,6 +100,7 @@ class Session:
         else:
             self.train_model = None
         self.view_model = loaded.module
+        self._weights_version += 1
         self._set_status(IDLE)
         self.set_dirty(False)
         self.model_loaded.emit()
@@ -105,6 +124,7 @@ class Session:
             if self.view_model is not None and self.trainable:
                 # The views' own copy: never the module the worker is training.
                 self.view_model.load_state_dict(snapshot.state_dict())
+                self._weights_version += 1
             if snapshot.step > 0:
                 self.set_dirty(True)
             self.snapshot_changed.emit(snapshot)
@@ -140,6 +160,41 @@ class Session:
             train_config={**self.config.to_dict(), "data": self.data_source},
             history=self.history.to_dict(),
         )
+
+    # ----- the current input and what the model makes of it ----------------------------
+    def set_input(self, image: np.ndarray, label: int | None, description: str) -> None:
+        image = np.array(image, dtype=np.float32, copy=True).reshape(28, 28)
+        image.flags.writeable = False
+        self.current_input = CurrentInput(image, label, description)
+        self.input_changed.emit()
+
+    def input_tensor(self) -> torch.Tensor | None:
+        """The current input as a (1, 1, 28, 28) batch, or None."""
+        if self.current_input is None:
+            return None
+        return torch.from_numpy(self.current_input.image.copy()).reshape(1, 1, 28, 28)
+
+    def activations(self) -> dict[str, np.ndarray]:
+        """Every layer's output for the current input on the views' weights (cached)."""
+        from nnviz.core.inspect import capture_activations
+
+        x = self.input_tensor()
+        if x is None or self.loaded is None or self.view_model is None:
+            return {}
+        key = (id(self.current_input), self._weights_version)
+        if key != self._activations_key or self._activations is None:
+            model = self.loaded.program if self.loaded.program is not None else self.view_model
+            self._activations = capture_activations(model, x)
+            self._activations_key = key
+        return self._activations
+
+    def probabilities(self) -> np.ndarray | None:
+        """Softmax of the last layer's output for the current input."""
+        acts = self.activations()
+        if not acts:
+            return None
+        logits = torch.from_numpy(np.array(list(acts.values())[-1], dtype=np.float32))
+        return torch.softmax(logits.reshape(1, -1), dim=1)[0].numpy()
 
     def report_error(self, message: str) -> None:
         self.error.emit(message)
