@@ -312,9 +312,9 @@ def test_pickle_scan_allows_torch_pickles_and_refuses_others():
 
 
 def test_weights_only_loading_still_holds_if_the_scan_missed_a_pickle(files, tmp_path, monkeypatch):
-    import nnviz.core.foreign as foreign
+    import nnviz.core.archive_scan as archive_scan
 
-    monkeypatch.setattr(foreign, "scan_pickle", lambda *args, **kwargs: None)
+    monkeypatch.setattr(archive_scan, "scan_pickle", lambda *args, **kwargs: None)
     marker = tmp_path / "pwned"
     evil = rewrite(files["pt2"], tmp_path / "evil.pt2", _hostile_pt2("sample inputs", marker))
     with pytest.raises(ModelFileError, match=r"evil\.pt2"):

@@ -13,12 +13,12 @@ Both are zip archives, and torch's own loaders trust them (torch 2.13, each path
   rejects ``os.system``), but a TorchScript class's ``__setstate__`` runs while loading,
   and TorchScript can call ``aten::save`` (writes files) or ``aten::from_file``.
 
-So nnviz never calls ``torch.export.load``. It reads the file into memory once (the
-checks and the load see the same bytes), refuses what a plain model never needs,
-checks every pickle's opcodes against an allow-list, has torch read only raw tensors,
-hands torch's deserializer a program whose strings have been checked, and checks the
-operators of the result before anything runs. ``torch.load`` is held to
-``weights_only=True`` meanwhile, as a second line of defence.
+So nnviz never calls ``torch.export.load``. ``archive_scan`` reads the file into memory
+once (the checks and the load see the same bytes) and checks the zip and every pickle's
+opcodes against an allow-list. This module then refuses what a plain model never needs,
+has torch read only raw tensors, hands torch's deserializer a program whose strings have
+been checked, and checks the operators of the result before anything runs.
+``torch.load`` is held to ``weights_only=True`` meanwhile, as a second line of defence.
 """
 
 from __future__ import annotations
@@ -28,10 +28,7 @@ import io
 import json
 import math
 import operator
-import pickle
-import pickletools
 import re
-import threading
 import warnings
 import zipfile
 from collections.abc import Iterator
@@ -41,42 +38,17 @@ from typing import Any
 
 import torch
 
+from nnviz.core.archive_scan import (
+    PICKLE_PROTO,
+    ZIP_MAGIC,
+    read_members,
+    refuse,
+    scan_member,
+    scan_pickle,
+    weights_only_torch_load,
+)
 from nnviz.core.errors import ModelFileError
 
-MAX_FILE_BYTES = 1 << 30  # more than any MNIST-sized model needs
-MAX_UNPACKED_BYTES = 2 << 30  # guards against zip bombs
-MAX_MEMBERS = 20_000
-_ZIP_MAGIC = b"PK\x03\x04"
-_PROTO = b"\x80"
-_ZIP_ERRORS = (
-    zipfile.BadZipFile,
-    zipfile.LargeZipFile,
-    OSError,
-    EOFError,
-    ValueError,
-    RuntimeError,
-    NotImplementedError,
-)
-
-# What pickles in real torch archives refer to (module and name, as pickle writes them).
-_PICKLE_GLOBALS = {
-    "collections OrderedDict",
-    "torch._utils _rebuild_tensor_v2",
-    "torch._utils _rebuild_parameter",
-    "torch Size",
-    "torch device",
-}
-_DTYPE_NAMES = {name for name, value in vars(torch).items() if isinstance(value, torch.dtype)}
-# TorchScript's C++ unpickler also resolves these and the archive's own __torch__ classes.
-_TORCHSCRIPT_GLOBAL = re.compile(
-    r"torch\.jit\._pickle (?:build_\w+|restore_type_tag)|__torch__[. ].*"
-)
-_STRING_OPS = {
-    op.name for op in pickletools.opcodes if op.name.endswith(("STRING", "UNICODE", "UNICODE8"))
-}
-_MEMO_PUTS = {"PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE"}
-_STACK_NEUTRAL = {"PROTO", "FRAME"}
-_MEMO_GETS = {"GET", "BINGET", "LONG_BINGET"}
 _TORCHSCRIPT_STORAGE = re.compile(r"(?:data|constants)/\d+|\.data/.*")
 _TORCHSCRIPT_OP_NAMESPACES = {"aten", "prim", "prims"}
 _FORBIDDEN_OPS = {"aten::save", "aten::from_file", "prim::PythonOp", "prim::IgnoredPythonOp"}
@@ -116,7 +88,6 @@ _SAFE_CALLS = (
     *(math.ceil, math.floor, math.trunc),
     *(getattr(torch, f"sym_{n}") for n in ("int", "float", "max", "min", "not", "ite")),
 )
-_TORCH_LOAD_LOCK = threading.RLock()
 
 
 @dataclass
@@ -127,10 +98,6 @@ class ForeignModel:
     kind: str  # "export" | "torchscript"
     program: Any  # torch.export.ExportedProgram for "export", else None
     input_shape: tuple[int, ...]  # one sample, without the batch dimension
-
-
-def _refuse(name: str, why: str) -> ModelFileError:
-    return ModelFileError(f"{name}: refused: {why}")
 
 
 def _first_line(exc: BaseException) -> str:
@@ -146,148 +113,11 @@ def _quiet() -> Iterator[None]:
         yield
 
 
-@contextlib.contextmanager
-def _weights_only_torch_load() -> Iterator[None]:
-    """Inside the block, ``torch.load`` refuses a full unpickle (torch falls back to one).
-
-    This patches ``torch.load`` for the whole process while the block runs; nnviz never
-    needs a full unpickle, so other threads lose nothing. The lock keeps nested or
-    concurrent loads from restoring the wrong function.
-    """
-    with _TORCH_LOAD_LOCK:
-        original = torch.load
-
-        def guarded(*args: Any, **kwargs: Any) -> Any:
-            if kwargs.get("weights_only") is False:
-                raise pickle.UnpicklingError("nnviz never fully unpickles part of a model file")
-            kwargs["weights_only"] = True
-            return original(*args, **kwargs)
-
-        torch.load = guarded
-        try:
-            yield
-        finally:
-            torch.load = original
-
-
-def _global_allowed(ref: str, torchscript: bool) -> bool:
-    module, _, attr = ref.partition(" ")
-    if ref in _PICKLE_GLOBALS:
-        return True
-    if module == "torch" and (attr in _DTYPE_NAMES or re.fullmatch(r"[A-Za-z0-9]*Storage", attr)):
-        return True
-    return torchscript and bool(_TORCHSCRIPT_GLOBAL.fullmatch(ref))
-
-
-def scan_pickle(data: bytes, where: str, name: str, *, torchscript: bool = False) -> None:
-    """Refuse a pickle that refers to anything outside the allow-list (nothing is unpickled)."""
-    memo: dict[int, str | None] = {}
-    pushed: list[str | None] = []  # what each non-memo opcode put on the stack, if a string
-    stream = io.BytesIO(data)
-    try:
-        for op, arg, _pos in pickletools.genops(stream):
-            ref = None
-            if op.name in _MEMO_PUTS:
-                memo[len(memo) if op.name == "MEMOIZE" else arg] = pushed[-1] if pushed else None
-                continue
-            if op.name in _STACK_NEUTRAL:
-                continue
-            if op.name in ("INST", "OBJ", "EXT1", "EXT2", "EXT4"):
-                raise _refuse(
-                    name, f"its pickle data ({where}) uses {op.name}, which torch never writes"
-                )
-            if op.name == "GLOBAL":
-                ref = arg
-            elif op.name == "STACK_GLOBAL":
-                if len(pushed) < 2 or pushed[-1] is None or pushed[-2] is None:
-                    raise _refuse(
-                        name, f"its pickle data ({where}) names a function in a disguised way"
-                    )
-                ref = f"{pushed[-2]} {pushed[-1]}"
-            if ref is not None and not _global_allowed(ref, torchscript):
-                shown = ref.replace(" ", ".")
-                raise _refuse(
-                    name, f"its pickle data ({where}) calls {shown}, which a model file never needs"
-                )
-            pushed.append(
-                arg if op.name in _STRING_OPS else memo.get(arg) if op.name in _MEMO_GETS else None
-            )
-    except ModelFileError:
-        raise
-    except Exception as exc:
-        raise ModelFileError(f"{name} is damaged: {where} is not valid pickle data") from exc
-    if stream.tell() != len(data):
-        raise _refuse(name, f"{where} holds more than one pickle, which torch never writes")
-
-
-def _check_sizes(infos: list[zipfile.ZipInfo], name: str) -> None:
-    """Refuse zip bombs, and duplicate names (Python and torch's reader may pick different ones)."""
-    if len(infos) > MAX_MEMBERS or sum(i.file_size for i in infos) > MAX_UNPACKED_BYTES:
-        raise _refuse(name, "the archive unpacks to far more data than a model needs")
-    names = [i.filename for i in infos]
-    if len(set(names)) != len(names) or any(i.flag_bits & 0x1 for i in infos):
-        raise _refuse(name, "the archive has duplicate or encrypted members")
-
-
-def _scan_member(data: bytes, where: str, name: str, torchscript: bool) -> None:
-    """Scan a member that is a pickle, or a torch.save zip holding pickles."""
-    if data.startswith(_ZIP_MAGIC):
-        try:
-            inner = zipfile.ZipFile(io.BytesIO(data))
-            infos = inner.infolist()
-            _check_sizes(infos, name)
-            for info in infos:
-                if info.filename.endswith(".pkl"):
-                    scan_pickle(inner.read(info), f"{where}/{info.filename}", name)
-        except _ZIP_ERRORS as exc:
-            raise ModelFileError(f"{name} is damaged: {where}: {exc}") from exc
-    else:
-        scan_pickle(data, where, name, torchscript=torchscript)
-
-
-def _read_members(path: Path) -> tuple[bytes, zipfile.ZipFile, dict[str, zipfile.ZipInfo]]:
-    """The file's bytes, its zip, and its members by name without the archive's root folder."""
-    name = path.name
-    try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise ModelFileError(f"{name} is too large for a model nnviz can show ({size} bytes)")
-        data = path.read_bytes()
-    except FileNotFoundError as exc:
-        raise ModelFileError(f"{name}: no such file ({path})") from exc
-    except OSError as exc:
-        raise ModelFileError(f"cannot read {name}: {exc.strerror or exc}") from exc
-    if not data:
-        raise ModelFileError(f"{name} is empty (0 bytes)")
-    if not data.startswith(b"PK"):
-        if data.startswith(_PROTO):
-            raise ModelFileError(
-                f"{name} is a bare Python pickle (an old torch.save file?), not a model archive; "
-                "nnviz never unpickles files"
-            )
-        raise ModelFileError(f"{name} is not a zip archive, so neither .pt2 nor TorchScript")
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-        infos = archive.infolist()
-        names = [i.filename for i in infos]
-        _check_sizes(infos, name)
-        if (bad := archive.testzip()) is not None:
-            raise ModelFileError(f"{name} is damaged: member {bad} fails its checksum")
-    except _ZIP_ERRORS as exc:
-        raise ModelFileError(
-            f"{name} is damaged or truncated (not a complete zip archive)"
-        ) from exc
-    roots = {n.split("/", 1)[0] for n in names}
-    if len(roots) != 1 or not all("/" in n for n in names):
-        raise ModelFileError(f"{name} is a zip archive but not a .pt2 or TorchScript model")
-    return data, archive, {n.split("/", 1)[1]: i for n, i in zip(names, infos, strict=True)}
-
-
 def load_foreign(path: str | Path) -> ForeignModel:
     """Load a torch.export ``.pt2`` or TorchScript archive, deciding which by its contents."""
     path = Path(path)
     name = path.name
-    data, archive, members = _read_members(path)
+    data, archive, members = read_members(path)
     if "archive_format" in members:
         return _load_export(data, archive, members, name)
     if "data.pkl" in members and any(m.startswith("code/") for m in members):
@@ -310,8 +140,8 @@ def _load_torchscript(
             continue  # raw tensor bytes, never unpickled
         content = archive.read(info)
         if member.startswith("code/") and b"__setstate__" in content:
-            raise _refuse(name, "it defines __setstate__, TorchScript code that runs while loading")
-        if member.endswith("pkl") or content.startswith(_PROTO):
+            raise refuse(name, "it defines __setstate__, TorchScript code that runs while loading")
+        if member.endswith("pkl") or content.startswith(PICKLE_PROTO):
             scan_pickle(content, member, name, torchscript=True)
     try:
         with _quiet():
@@ -322,7 +152,7 @@ def _load_torchscript(
         for method in sub._c._method_names():
             for kind in _node_kinds(sub._c._get_method(method).inlined_graph):
                 if kind in _FORBIDDEN_OPS or kind.split("::")[0] not in _TORCHSCRIPT_OP_NAMESPACES:
-                    raise _refuse(name, f"its code uses {kind}, which nnviz does not run")
+                    raise refuse(name, f"its code uses {kind}, which nnviz does not run")
     module.eval()
     return ForeignModel(module=module, kind="torchscript", program=None, input_shape=(1, 28, 28))
 
@@ -371,7 +201,7 @@ def _sanitize(value: Any, key: str, name: str) -> Any:
         out = {}
         for k, v in value.items():
             if not isinstance(k, str) or not _PLAIN.fullmatch(k):
-                raise _refuse(name, f"the program has an odd key {str(k)[:60]!r}")
+                raise refuse(name, f"the program has an odd key {str(k)[:60]!r}")
             if k in _DROPPED_KEYS:
                 continue
             if k == "guards_code":
@@ -388,7 +218,7 @@ def _sanitize(value: Any, key: str, name: str) -> Any:
                 }
             elif k in ("in_spec", "out_spec") and isinstance(v, str):
                 if not _plain_json_ok(v):
-                    raise _refuse(name, f"the program's {k} holds odd text")
+                    raise refuse(name, f"the program's {k} holds odd text")
                 out[k] = v
             else:
                 out[k] = _sanitize(v, k, name)
@@ -405,7 +235,7 @@ def _sanitize(value: Any, key: str, name: str) -> Any:
         else:
             ok = bool(_PLAIN.fullmatch(value))
         if not ok:
-            raise _refuse(name, f"the program contains {key} {value[:80]!r}, which is not allowed")
+            raise refuse(name, f"the program contains {key} {value[:80]!r}, which is not allowed")
     return value
 
 
@@ -431,7 +261,7 @@ def _check_program_ops(program: Any, name: str) -> None:
                 or any(target is call for call in _SAFE_CALLS)
             ):
                 continue
-            raise _refuse(name, f"the program calls {target}, which nnviz does not run")
+            raise refuse(name, f"the program calls {target}, which nnviz does not run")
 
 
 def _load_export(
@@ -459,7 +289,7 @@ def _load_export(
         raise ModelFileError(f"{name} uses .pt2 archive version {version}, which nnviz cannot read")
     native = (layout.AOTINDUCTOR_DIR, layout.EXECUTORCH_DIR, layout.MTIA_DIR)
     if any(m.startswith(native) for m in members):
-        raise _refuse(name, "it holds compiled native code (AOTInductor), which nnviz never runs")
+        raise refuse(name, "it holds compiled native code (AOTInductor), which nnviz never runs")
     prefix = layout.MODELS_DIR
     models = [m[len(prefix) : -5] for m in members if m.startswith(prefix) and m.endswith(".json")]
     if len(models) != 1 and "model" not in models:
@@ -490,7 +320,7 @@ def _load_export(
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ModelFileError(f"{name} is damaged: {config_name} is unreadable") from exc
         if not plain:
-            raise _refuse(
+            raise refuse(
                 name, "it stores Python objects as pickles; nnviz loads plain tensors only"
             )
     for member, info in members.items():
@@ -499,14 +329,14 @@ def _load_export(
         ):
             continue  # raw tensor bytes
         content = archive.read(info)
-        if content.startswith((_ZIP_MAGIC, _PROTO)) or member.endswith((".pkl", ".pt")):
-            _scan_member(content, member, name, torchscript=False)
+        if content.startswith((ZIP_MAGIC, PICKLE_PROTO)) or member.endswith((".pkl", ".pt")):
+            scan_member(content, member, name, torchscript=False)
 
     try:
         program_json = json.loads(read(layout.MODELS_FILENAME_FORMAT.format(model)))
         sanitized = _sanitize(program_json, "", name)
         sample = read(layout.SAMPLE_INPUTS_FILENAME_FORMAT.format(model))
-        with _quiet(), _weights_only_torch_load():
+        with _quiet(), weights_only_torch_load():
             example = torch.load(io.BytesIO(sample), weights_only=True) if sample else None
             if example is not None and not (
                 isinstance(example, tuple)
