@@ -1,4 +1,4 @@
-"""The ``nnviz`` command line: train, summary, predict, eval, and (default) the app.
+"""The ``nnviz`` command line: train, summary, predict, eval, bench, and (default) the app.
 
 Uses the core only; ``nnviz gui`` imports Qt lazily so the other commands never load it.
 Exit codes: 0 success, 2 bad usage (argparse), 1 any other failure with one line
@@ -72,6 +72,14 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("model")
     e.add_argument("--data", default="mnist", help="mnist (default), fashion-mnist, or a folder")
     e.add_argument("--json", action="store_true", help="print one JSON object")
+
+    b = sub.add_parser(
+        "bench",
+        help="measure training overhead, smoothness, start-up time and memory of the app",
+        description="Benchmark the app on this machine (a few minutes; --quick: under one).",
+    )
+    b.add_argument("--json", action="store_true", help="print one JSON object")
+    b.add_argument("--quick", action="store_true", help="shorter periods, under a minute")
     return p
 
 
@@ -84,7 +92,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             from nnviz.qt.app import run_app  # Qt only when the app is asked for
 
             return run_app(getattr(args, "model", None), getattr(args, "screenshot", None))
-        handler = {"train": _train, "summary": _summary, "predict": _predict, "eval": _eval}
+        handler = {
+            "train": _train,
+            "summary": _summary,
+            "predict": _predict,
+            "eval": _eval,
+            "bench": _bench,
+        }
         return handler[command](args)
     except KeyboardInterrupt:
         print("nnviz: interrupted", file=sys.stderr)
@@ -265,4 +279,18 @@ def _eval(args: argparse.Namespace) -> int:
     print("       " + " ".join(f"{n:>5}" for n in names))
     for name, row in zip(names, result.confusion, strict=True):
         print(f"{name:>6} " + " ".join(f"{v:5d}" for v in row))
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from nnviz.bench import format_report, run_bench  # loads Qt lazily, inside its functions
+
+    def log(message: str) -> None:
+        print(f"nnviz bench: {message}", file=sys.stderr, flush=True)
+
+    result = run_bench(quick=args.quick, log=log)
+    if args.json:
+        _print_json(result)
+    else:
+        print(format_report(result))
     return 0

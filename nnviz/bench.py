@@ -1,0 +1,416 @@
+"""``nnviz bench``: how much the app costs training, how smooth it stays, how fast it opens.
+
+A benchmark, not a test: one run on this machine, figures beside their targets.
+
+- train_overhead: samples/s of the bare core loop (a ``Trainer`` in a plain thread, no
+  GUI) and of the same training inside the app (window shown, every dock open, the
+  frame timer and the event loop running), steady state: a warm-up is skipped, then
+  steps are counted over a fixed period. Bare and app runs are interleaved.
+- event_loop: lateness of a 5 ms single-shot heartbeat, re-armed every tick, while
+  lenet trains at full speed in the app (a repeating timer would hide delays).
+- startup_s: ``python -m nnviz gui`` in a fresh process until the window is shown
+  (``NNVIZ_EXIT_WHEN_SHOWN`` makes the app say so and exit).
+- peak_rss_mb: peak RSS of this process, which hosted the app, the bare trainers and
+  the data for the measurements above (not the start-up child processes).
+
+Qt is imported inside functions only, so ``nnviz.cli`` can import this module lazily.
+"""
+
+from __future__ import annotations
+
+import functools
+import gc
+import operator
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+MODELS = ("mlp-3b1b", "lenet")
+BATCH_SIZE = 64
+HEARTBEAT_MS = 5
+SHOWN_LINE = "nnviz-shown"
+
+# name -> (how to read it from the result, comparison, limit, unit)
+TARGETS: dict[str, tuple[tuple[str, ...], str, float, str]] = {
+    "lenet ratio": (("train_overhead", "lenet", "ratio"), ">=", 0.90, ""),
+    "mlp-3b1b ratio": (("train_overhead", "mlp-3b1b", "ratio"), ">=", 0.75, ""),
+    "event-loop p99": (("event_loop", "p99_ms"), "<=", 16.0, " ms"),
+    "event-loop max": (("event_loop", "max_ms"), "<=", 50.0, " ms"),
+    "startup": (("startup_s",), "<=", 2.0, " s"),
+    "peak RSS": (("peak_rss_mb",), "<=", 600.0, " MB"),
+}
+
+Log = Callable[[str], None]
+
+
+# ----- settings of one run --------------------------------------------------------------
+def _plan(quick: bool) -> dict[str, Any]:
+    return {
+        "warmup_s": 1.0,
+        "period_s": 4.0 if quick else 10.0,
+        "repeats": 1 if quick else 3,  # bare/app pairs per model, interleaved; medians
+        "event_loop_warmup_s": 2.0,
+        "event_loop_s": 4.0 if quick else 10.0,
+        "startup_runs": 1 if quick else 3,
+    }
+
+
+def _train_config(epochs: int = 1000) -> Any:  # noqa: ANN401 - TrainConfig, imported lazily
+    """The app's default config at batch size 64, as fast as possible, never finishing."""
+    from nnviz.core.training import TrainConfig
+
+    return TrainConfig(batch_size=BATCH_SIZE, epochs=epochs, steps_per_second=None)
+
+
+# ----- start-up -------------------------------------------------------------------------
+def measure_startup(runs: int = 1, timeout_s: float = 60.0) -> float:
+    """Median seconds from spawning ``python -m nnviz gui`` to the window being shown."""
+    times = []
+    with tempfile.TemporaryDirectory(prefix="nnviz-bench-") as config_home:
+        env = {
+            **os.environ,
+            "QT_QPA_PLATFORM": "offscreen",
+            "NNVIZ_EXIT_WHEN_SHOWN": "1",
+            # a fresh settings folder: default layout, and the user's settings untouched
+            "XDG_CONFIG_HOME": config_home,
+        }
+        for _ in range(runs):
+            times.append(_one_startup(env, timeout_s))
+    return statistics.median(times)
+
+
+def _one_startup(env: dict[str, str], timeout_s: float) -> float:
+    start = time.perf_counter()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "nnviz", "gui"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        text=True,
+    )
+    killer = threading.Timer(timeout_s, child.kill)
+    killer.start()
+    try:
+        for line in child.stdout or ():
+            if line.strip() == SHOWN_LINE:
+                elapsed = time.perf_counter() - start
+                break
+        else:
+            raise RuntimeError(f"the app exited (code {child.wait()}) without showing its window")
+        child.stdout.read()
+        code = child.wait()
+    finally:
+        killer.cancel()
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    if code != 0:
+        raise RuntimeError(f"the app showed its window but exited with code {code}")
+    return elapsed
+
+
+# ----- the app, hosted in this process --------------------------------------------------
+def open_window(settings_dir: str) -> tuple[Any, Any]:
+    """The app's window, shown offscreen with every dock open, as ``run_app`` sets it up."""
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtCore import QSettings
+
+    from nnviz.qt.app import create_window, load_default_data
+
+    _drop_offscreen_noise()
+    # Keep the user's layout, theme and recent files out of it (and unchanged by it).
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, settings_dir)
+    app, window = create_window()
+    window.documents.ask_to_save = lambda: "discard"  # never a modal dialog while measuring
+    window.show()
+    load_default_data(window)
+    if window.session.data is None:
+        raise RuntimeError("the app could not load its bundled MNIST")
+    for dock in window.docks.values():
+        dock.setVisible(True)
+    spin(0.3)  # let it lay out and paint once
+    gc.collect()
+    gc.freeze()  # as run_app does after start-up
+    return app, window
+
+
+def _drop_offscreen_noise() -> None:
+    """Hide the offscreen platform's "does not support propagateSizeHints()" lines."""
+    from PySide6.QtCore import qInstallMessageHandler
+
+    def handler(_mode: Any, _context: Any, message: str) -> None:  # noqa: ANN401
+        if "propagateSizeHints" not in message:
+            print(message, file=sys.stderr)
+
+    qInstallMessageHandler(handler)
+
+
+def close_window(window: Any) -> None:  # noqa: ANN401 - Qt type, imported lazily
+    """Stop training, close the window without asking, and let Qt delete it."""
+    from PySide6.QtCore import QCoreApplication, QEvent
+
+    window.stop_training()
+    window.session.set_dirty(False)
+    window.close()
+    window.deleteLater()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    QCoreApplication.processEvents()
+
+
+def spin(seconds: float) -> None:
+    """Run the Qt event loop for ``seconds``."""
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    loop = QEventLoop()
+    QTimer.singleShot(max(0, round(seconds * 1000)), loop.quit)
+    loop.exec()
+
+
+def _load_preset(window: Any, name: str) -> None:  # noqa: ANN401
+    from nnviz.core.modelfile import load_model
+
+    window.session.set_model(load_model(name, seed=0))
+    window.session.set_config(_train_config())
+
+
+def _start_training(window: Any) -> Any:  # noqa: ANN401 - Qt and core types, imported lazily
+    window.train()
+    if window.runner.trainer is None or not window.runner.active:
+        raise RuntimeError(f"training did not start: {window.statusBar().currentMessage()}")
+    return window.runner.trainer
+
+
+def measure_app_throughput(window: Any, warmup_s: float, period_s: float) -> float:  # noqa: ANN401
+    """Samples/s of training started with ``window.train()`` while the event loop spins."""
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    trainer = _start_training(window)
+    marks: list[tuple[float, int]] = []
+    loop = QEventLoop()
+
+    def mark() -> None:
+        marks.append((time.perf_counter(), trainer.history.last_step))
+        if len(marks) == 2:
+            loop.quit()
+
+    QTimer.singleShot(round(warmup_s * 1000), mark)
+    QTimer.singleShot(round((warmup_s + period_s) * 1000), mark)
+    loop.exec()
+    window.stop_training()
+    (t0, s0), (t1, s1) = marks
+    return (s1 - s0) * trainer.config.batch_size / (t1 - t0)
+
+
+def measure_bare_throughput(name: str, data: Any, warmup_s: float, period_s: float) -> float:  # noqa: ANN401
+    """Samples/s of the core loop alone: a ``Trainer`` in a plain thread, no GUI."""
+    from nnviz.core.models import build_model, get_spec
+    from nnviz.core.training import Trainer
+
+    trainer = Trainer(build_model(get_spec(name), seed=0), data, _train_config())
+    thread = threading.Thread(target=trainer.run, name=f"bench-{name}", daemon=True)
+    thread.start()
+    try:
+        time.sleep(warmup_s)
+        t0, s0 = time.perf_counter(), trainer.history.last_step
+        time.sleep(period_s)
+        t1, s1 = time.perf_counter(), trainer.history.last_step
+    finally:
+        trainer.stop()
+        thread.join()
+    if trainer.finished is not None and trainer.finished.reason == "failed":
+        raise RuntimeError(trainer.finished.message)
+    return (s1 - s0) * trainer.config.batch_size / (t1 - t0)
+
+
+def measure_event_loop(
+    duration_s: float, *, warmup_s: float = 0.0, interval_ms: int = HEARTBEAT_MS
+) -> dict[str, float]:
+    """How late a single-shot heartbeat timer fires, re-armed each tick (needs a QApplication).
+
+    Runs the event loop for ``warmup_s + duration_s``; ticks in the warm-up are dropped.
+    Lateness is now - armed - interval, in ms; a tick Qt fires a hair early counts as 0.
+    """
+    import numpy as np
+    from PySide6.QtCore import QEventLoop, Qt, QTimer
+
+    interval = interval_ms / 1000
+    lateness: list[float] = []
+    loop = QEventLoop()
+    timer = QTimer()
+    timer.setSingleShot(True)
+    timer.setTimerType(Qt.TimerType.PreciseTimer)
+    start = time.perf_counter()
+    armed = start
+
+    def tick() -> None:
+        nonlocal armed
+        now = time.perf_counter()
+        if now - start >= warmup_s:
+            lateness.append(max(0.0, now - armed - interval) * 1000)
+        if now - start >= warmup_s + duration_s:
+            loop.quit()
+            return
+        armed = time.perf_counter()
+        timer.start(interval_ms)
+
+    timer.timeout.connect(tick)
+    armed = time.perf_counter()
+    timer.start(interval_ms)
+    loop.exec()
+    timer.stop()
+    values = np.asarray(lateness or [0.0])
+    return {
+        "p50_ms": float(np.percentile(values, 50)),
+        "p99_ms": float(np.percentile(values, 99)),
+        "max_ms": float(values.max()),
+        "ticks": len(lateness),
+    }
+
+
+def measure_training_heartbeat(window: Any, duration_s: float, warmup_s: float) -> dict:  # noqa: ANN401
+    """``measure_event_loop`` while lenet trains at full speed in the window."""
+    _load_preset(window, "lenet")
+    _start_training(window)
+    try:
+        return measure_event_loop(duration_s, warmup_s=warmup_s)
+    finally:
+        window.stop_training()
+
+
+# ----- the whole run --------------------------------------------------------------------
+def machine_info() -> dict[str, Any]:
+    import torch
+
+    return {
+        "cpus": os.cpu_count(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "load_avg": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def run_bench(quick: bool = False, log: Log | None = None) -> dict[str, Any]:
+    """Measure everything once; ``quick`` keeps the whole run under a minute."""
+    say = log or (lambda _: None)
+
+    def log(message: str) -> None:  # with the peak RSS so far, to see what raises it
+        say(f"{message} (peak RSS so far {_peak_rss_mb():.0f} MB)")
+
+    plan = _plan(quick)
+    machine = machine_info()
+
+    log(f"start-up ({plan['startup_runs']} run(s))…")
+    startup = measure_startup(plan["startup_runs"])
+
+    overhead: dict[str, dict[str, float]] = {}
+    default_interval = sys.getswitchinterval()
+    with tempfile.TemporaryDirectory(prefix="nnviz-bench-") as settings_dir:
+        _, window = open_window(settings_dir)
+        # What the app loaded (bundled MNIST, full training set), shared with the bare runs.
+        data = window.session.data
+        try:
+            for name in MODELS:
+                bare, app = [], []
+                for i in range(plan["repeats"]):
+                    log(f"{name}: bare core loop, run {i + 1}…")
+                    sys.setswitchinterval(default_interval)
+                    bare.append(
+                        measure_bare_throughput(name, data, plan["warmup_s"], plan["period_s"])
+                    )
+                    log(f"{name}: in the app, run {i + 1}…")
+                    sys.setswitchinterval(0.001)  # what run_app sets
+                    _load_preset(window, name)
+                    app.append(measure_app_throughput(window, plan["warmup_s"], plan["period_s"]))
+                b, a = statistics.median(bare), statistics.median(app)
+                overhead[name] = {"bare": b, "app": a, "ratio": a / b}
+            log("event-loop lateness while lenet trains…")
+            heartbeat = measure_training_heartbeat(
+                window, plan["event_loop_s"], plan["event_loop_warmup_s"]
+            )
+        finally:
+            close_window(window)
+            sys.setswitchinterval(default_interval)
+    machine["load_avg_after"] = [round(x, 2) for x in os.getloadavg()]
+    config = _train_config()
+    result: dict[str, Any] = {
+        "train_overhead": overhead,
+        "event_loop": heartbeat,
+        "startup_s": startup,
+        "peak_rss_mb": _peak_rss_mb(),
+        "machine": machine,
+        "quick": quick,
+        "settings": {"batch_size": BATCH_SIZE, "num_threads": config.num_threads, **plan},
+    }
+    result["targets"] = check_targets(result)
+    return result
+
+
+def check_targets(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each target's figure, its limit as text, and whether the figure meets it."""
+    out = {}
+    for name, (path, op, limit, unit) in TARGETS.items():
+        value = float(functools.reduce(operator.getitem, path, result))
+        met = value >= limit if op == ">=" else value <= limit
+        out[name] = {"value": value, "target": f"{op} {limit:g}{unit}", "met": met}
+    return out
+
+
+def format_report(result: dict[str, Any]) -> str:
+    """The result as a table, each figure beside its target."""
+    targets = check_targets(result)
+    rows: list[tuple[str, str, str]] = []
+
+    def row(label: str, figure: str, target: str | None = None) -> None:
+        if target is None:
+            rows.append((label, figure, ""))
+        else:
+            t = targets[target]
+            rows.append((label, figure, f"{t['target']:<10} {'yes' if t['met'] else 'NO'}"))
+
+    for name, o in result["train_overhead"].items():
+        row(f"train {name}: bare", f"{o['bare']:,.0f} samples/s")
+        row(f"train {name}: in app", f"{o['app']:,.0f} samples/s")
+        row(f"train {name}: app/bare", f"{o['ratio']:.2f}", f"{name} ratio")
+    ev = result["event_loop"]
+    row(
+        f"event loop ({HEARTBEAT_MS} ms heartbeat, lenet training): p50",
+        f"{ev['p50_ms']:.2f} ms late",
+    )
+    row("event loop: p99", f"{ev['p99_ms']:.2f} ms late", "event-loop p99")
+    row("event loop: max", f"{ev['max_ms']:.2f} ms late", "event-loop max")
+    row("startup (command to window shown)", f"{result['startup_s']:.2f} s", "startup")
+    row("peak RSS (app + bench process)", f"{result['peak_rss_mb']:.0f} MB", "peak RSS")
+
+    m = result["machine"]
+    head = (
+        f"nnviz bench{' --quick' if result['quick'] else ''}: {m['cpus']} CPUs, "
+        f"torch {m['torch']}, Python {m['python']}"
+    )
+    if "load_avg" in m:
+        head += f", load average {m['load_avg'][0]:.2f}"
+        if "load_avg_after" in m:
+            head += f" (after: {m['load_avg_after'][0]:.2f})"
+    w0 = max(len(r[0]) for r in rows)
+    w1 = max(len(r[1]) for r in rows)
+    lines = [head, "", f"{'measure':<{w0}}  {'figure':>{w1}}  target     met"]
+    lines += [f"{a:<{w0}}  {b:>{w1}}  {c}".rstrip() for a, b, c in rows]
+    missed = [n for n, t in targets.items() if not t["met"]]
+    lines += [
+        "",
+        "peak RSS is this process: the app plus the bare trainers (not the start-up children)",
+        f"targets missed: {', '.join(missed)}" if missed else "all targets met",
+    ]
+    return "\n".join(lines)
