@@ -19,7 +19,6 @@ Qt is imported inside functions only, so ``nnviz.cli`` can import this module la
 from __future__ import annotations
 
 import functools
-import gc
 import operator
 import os
 import platform
@@ -124,7 +123,7 @@ def open_window(settings_dir: str) -> tuple[Any, Any]:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6.QtCore import QSettings
 
-    from nnviz.qt.app import create_window, load_default_data
+    from nnviz.qt.app import create_window, finish_start_up
 
     _drop_offscreen_noise()
     # Keep the user's layout, theme and recent files out of it (and unchanged by it).
@@ -132,14 +131,12 @@ def open_window(settings_dir: str) -> tuple[Any, Any]:
     app, window = create_window()
     window.documents.ask_to_save = lambda: "discard"  # never a modal dialog while measuring
     window.show()
-    load_default_data(window)
+    finish_start_up(window).join()  # as run_app does once the window is up
     if window.session.data is None:
         raise RuntimeError("the app could not load its bundled MNIST")
     for dock in window.docks.values():
         dock.setVisible(True)
     spin(0.3)  # let it lay out and paint once
-    gc.collect()
-    gc.freeze()  # as run_app does after start-up
     return app, window
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import os
 import sys
+import threading
 import time
 
 from nnviz.core.errors import NnvizError
@@ -55,6 +56,26 @@ def load_default_data(window) -> None:  # noqa: ANN001
         window.show_error(str(exc))
 
 
+def _warm_up_training() -> None:
+    """Make torch's first optimizer in the background: it imports torch._dynamo and sympy
+    (about 800 modules, 1-2 s), which would otherwise freeze the window at the first Train."""
+    import torch
+
+    torch.optim.Adam([torch.zeros(1, requires_grad=True)])
+
+
+def finish_start_up(window) -> threading.Thread:  # noqa: ANN001
+    """What can wait until the window is on screen: data, a GC freeze, the optimizer import."""
+    load_default_data(window)
+    # Start-up made ~200k objects that never die; freezing them keeps full collections
+    # (90 ms each) from stalling the GUI.
+    gc.collect()
+    gc.freeze()
+    warm_up = threading.Thread(target=_warm_up_training, name="nnviz-warm-up", daemon=True)
+    warm_up.start()
+    return warm_up
+
+
 def run_app(model: str | None = None, screenshot: str | None = None) -> int:
     """Open the main window; with ``screenshot``, render it to that PNG and exit.
 
@@ -69,11 +90,17 @@ def run_app(model: str | None = None, screenshot: str | None = None) -> int:
     sys.setswitchinterval(0.001)
     app, window = create_window(model, remember_layout=screenshot is None)
     window.show()
-    load_default_data(window)
-    # Start-up made ~200k objects that never die; freezing them keeps full collections
-    # (90 ms each) from stalling the GUI.
-    gc.collect()
-    gc.freeze()
+    if os.environ.get("NNVIZ_EXIT_WHEN_SHOWN"):
+        # For `nnviz bench` (start-up time): once the shown window has had its first
+        # event-loop turn, say so on stdout and exit 0.
+        def shown() -> None:
+            print("nnviz-shown", flush=True)
+            app.exit(0)
+
+        QTimer.singleShot(0, shown)
+        return app.exec()
+    warm_up: list[threading.Thread] = []
+    QTimer.singleShot(0, lambda: warm_up.append(finish_start_up(window)))
     if screenshot:
 
         def grab() -> None:
@@ -86,12 +113,7 @@ def run_app(model: str | None = None, screenshot: str | None = None) -> int:
             app.exit(0 if ok else 1)
 
         QTimer.singleShot(800, grab)
-    if os.environ.get("NNVIZ_EXIT_WHEN_SHOWN"):
-        # For `nnviz bench` (start-up time): once the shown window has had its first
-        # event-loop turn, say so on stdout and exit 0.
-        def shown() -> None:
-            print("nnviz-shown", flush=True)
-            app.exit(0)
-
-        QTimer.singleShot(0, shown)
-    return app.exec()
+    code = app.exec()
+    for thread in warm_up:  # never leave an import running into interpreter shutdown
+        thread.join(10)
+    return code

@@ -206,7 +206,7 @@ class MainWindow(QMainWindow):
     def refresh_panels(self) -> None:
         """Redraw visible, stale panels (at most 30 times a second)."""
         for panel in self.panels.values():
-            panel.refresh()
+            panel.refresh(throttle=True)
         self.status.refresh()
 
     # ----- training ------------------------------------------------------------------

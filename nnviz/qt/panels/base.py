@@ -10,6 +10,7 @@ Qt signal, never as a direct call into other parts of the app.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -26,11 +27,15 @@ class Panel(QWidget):
     object_name: ClassVar[str] = "panel"  # stable: QSettings stores the layout under it
     area: ClassVar[Qt.DockWidgetArea] = Qt.DockWidgetArea.RightDockWidgetArea
     shown_by_default: ClassVar[bool] = True
+    # Most views are cheap and follow at the frame rate; a costly one (a plot with many
+    # points) sets a lower rate so the GUI thread leaves the GIL to the trainer.
+    max_fps: ClassVar[float] = 30.0
 
     def __init__(self, session: Session, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.session = session
         self._stale = True
+        self._last_redraw = 0.0
         self._connections: list[tuple[Any, Callable]] = []
 
     def listen(self, signal: Any, slot: Callable) -> None:
@@ -49,11 +54,18 @@ class Panel(QWidget):
         """Visible on screen: its dock is open and not hidden behind another tab."""
         return self.isVisible() and not self.visibleRegion().isEmpty()
 
-    def refresh(self, force: bool = False) -> bool:
-        """Redraw if stale and visible (or forced); True if it drew."""
+    def refresh(self, force: bool = False, throttle: bool = False) -> bool:
+        """Redraw if stale and visible (or forced); True if it drew.
+
+        ``throttle`` (the frame timer's calls) also holds the panel to ``max_fps``.
+        """
         if not self._stale or not (force or self.is_shown()):
             return False
+        now = time.perf_counter()
+        if throttle and now - self._last_redraw < 1.0 / self.max_fps:
+            return False
         self._stale = False
+        self._last_redraw = now
         self.redraw()
         return True
 
