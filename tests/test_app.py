@@ -313,3 +313,28 @@ def test_watchable_pace_from_the_panel(window, qtbot):
     qtbot.wait(1000)
     window.stop_training()
     assert 8 <= window.session.history.last_step - start <= 30
+
+
+def test_custom_architecture_from_the_model_menu(window, qtbot):
+    from PySide6.QtCore import QTimer
+
+    from nnviz.qt.architecture_dialog import ArchitectureDialog
+
+    seen = []
+
+    def build_in_dialog():
+        dialog = QApplication.activeModalWidget()
+        seen.append(dialog)
+        index = dialog.preset_combo.findData("mlp-3b1b")
+        dialog.preset_combo.setCurrentIndex(index)
+        dialog.preset_combo.activated.emit(index)
+        dialog.accept()
+
+    QTimer.singleShot(200, build_in_dialog)
+    window.act_custom.trigger()
+    assert isinstance(seen[0], ArchitectureDialog)
+    s = window.session
+    assert s.loaded.kind == "spec" and s.trainable
+    assert sum(p.numel() for p in s.view_model.parameters()) == 13002
+    window.step()
+    qtbot.waitUntil(lambda: s.history.last_step == 1, timeout=5000)
