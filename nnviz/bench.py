@@ -134,8 +134,7 @@ def open_window(settings_dir: str) -> tuple[Any, Any]:
     finish_start_up(window).join()  # as run_app does once the window is up
     if window.session.data is None:
         raise RuntimeError("the app could not load its bundled MNIST")
-    for dock in window.docks.values():
-        dock.setVisible(True)
+    window.tile_all_panels()  # every panel open and on screen, none behind a tab
     spin(0.3)  # let it lay out and paint once
     return app, window
 

@@ -1,7 +1,8 @@
 """The main window: panels in docks, menus, toolbar, status bar and the frame timer.
 
 The window owns the Session, the training runner and the panels. Panels are listed
-in ``PANELS``; adding one is a new module with a ``Panel`` subclass and one line here.
+in ``PANELS`` with where they go; adding one is a new module with a ``Panel`` subclass
+and one line here.
 """
 
 from __future__ import annotations
@@ -22,17 +23,36 @@ from nnviz.about import about_text
 from nnviz.core.errors import NnvizError
 from nnviz.qt.banner import MessageBanner
 from nnviz.qt.documents import Documents
+from nnviz.qt.panels.activations import ActivationsPanel
 from nnviz.qt.panels.base import Panel
+from nnviz.qt.panels.input import InputPanel
 from nnviz.qt.panels.loss import LossPanel
+from nnviz.qt.panels.receptive_fields import ReceptiveFieldsPanel
+from nnviz.qt.panels.summary import SummaryPanel
 from nnviz.qt.panels.training import TrainingPanel
+from nnviz.qt.panels.weights import WeightsPanel
 from nnviz.qt.runner import TrainingRunner
 from nnviz.qt.status import TrainingStatusBar
 from nnviz.qt.theme import THEMES, apply_theme
 from nnviz.state import PAUSED, RUNNING, Session
 
 FRAME_MS = 33  # panels redraw at most 30 times a second
-PANELS: list[type[Panel]] = [TrainingPanel, LossPanel]
-LAYOUT_VERSION = 1  # bump when PANELS change so an old saved layout is not restored
+_LEFT = Qt.DockWidgetArea.LeftDockWidgetArea
+_RIGHT = Qt.DockWidgetArea.RightDockWidgetArea
+_TOP = Qt.DockWidgetArea.TopDockWidgetArea
+_BOTTOM = Qt.DockWidgetArea.BottomDockWidgetArea
+# (panel, dock area, tab group): panels of one group share a dock as tabs, the first
+# one in front. The left column holds the controls; the rest fill the window.
+PANELS: list[tuple[type[Panel], Qt.DockWidgetArea, str | None]] = [
+    (TrainingPanel, _LEFT, None),
+    (InputPanel, _LEFT, None),
+    (LossPanel, _TOP, "progress"),
+    (SummaryPanel, _TOP, "progress"),
+    (WeightsPanel, _TOP, "weights"),
+    (ReceptiveFieldsPanel, _TOP, "weights"),
+    (ActivationsPanel, _BOTTOM, "insides"),
+]
+LAYOUT_VERSION = 2  # bump when PANELS change so an old saved layout is not restored
 
 
 def app_settings() -> QSettings:
@@ -61,17 +81,7 @@ class MainWindow(QMainWindow):
 
         self.panels: dict[str, Panel] = {}
         self.docks: dict[str, QDockWidget] = {}
-        for panel_type in PANELS:
-            self._add_panel(panel_type(self.session))
-        # The left column (training settings) runs the full height; panels fill the rest.
-        self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
-        self.setCorner(Qt.Corner.TopLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
-        left = [
-            d
-            for n, d in self.docks.items()
-            if self.panels[n].area == Qt.DockWidgetArea.LeftDockWidgetArea
-        ]
-        self.resizeDocks(left, [300] * len(left), Qt.Orientation.Horizontal)
+        self._lay_out_panels()
         self._build_actions()
         self._build_menus()
         self._default_state = self.saveState(LAYOUT_VERSION)
@@ -91,15 +101,58 @@ class MainWindow(QMainWindow):
         self._frame.start()
 
     # ----- construction ------------------------------------------------------------------
-    def _add_panel(self, panel: Panel) -> None:
+    def _lay_out_panels(self) -> None:
+        # The left column (controls) runs the full height; the panels fill the rest.
+        self.setCorner(Qt.Corner.BottomLeftCorner, _LEFT)
+        self.setCorner(Qt.Corner.TopLeftCorner, _LEFT)
+        fronts: dict[str, QDockWidget] = {}
+        behind: list[tuple[str, QDockWidget]] = []
+        for panel_type, area, group in PANELS:
+            dock = self._add_panel(panel_type(self.session), area)
+            if group is not None and group in fronts:
+                behind.append((group, dock))
+            elif group is not None:
+                fronts[group] = dock
+        # Place the groups side by side first, then stack their other panels as tabs
+        # (splitting a tabbed dock would pull it out of its tabs).
+        top = [d for d in fronts.values() if self.dockWidgetArea(d) == _TOP]
+        for a, b in zip(top, top[1:], strict=False):
+            self.splitDockWidget(a, b, Qt.Orientation.Horizontal)
+        for group, dock in behind:
+            self.tabifyDockWidget(fronts[group], dock)
+        for dock in fronts.values():
+            dock.raise_()
+        left = [self.docks[t.object_name] for t, area, _ in PANELS if area == _LEFT]
+        self.resizeDocks(left, [300] * len(left), Qt.Orientation.Horizontal)
+        self.resizeDocks(
+            [self.docks["training"], self.docks["input"]], [460, 440], Qt.Orientation.Vertical
+        )
+        bottom = [d for d in fronts.values() if self.dockWidgetArea(d) == _BOTTOM]
+        if top and bottom:
+            self.resizeDocks([top[0], bottom[0]], [520, 400], Qt.Orientation.Vertical)
+        if len(top) > 1:
+            self.resizeDocks(top, [700, 600], Qt.Orientation.Horizontal)
+
+    def tile_all_panels(self) -> None:
+        """Every panel on screen at once, none behind a tab (for the benchmark)."""
+        docks = [self.docks[t.object_name] for t, area, _ in PANELS if area != _LEFT]
+        for dock in docks:
+            dock.setVisible(True)
+            self.addDockWidget(_RIGHT, dock)
+        half = (len(docks) + 1) // 2
+        for a, b in zip(docks[:half], docks[half:], strict=False):
+            self.splitDockWidget(a, b, Qt.Orientation.Vertical)
+
+    def _add_panel(self, panel: Panel, area: Qt.DockWidgetArea) -> QDockWidget:
         dock = QDockWidget(panel.title, self)
         dock.setObjectName(f"dock_{panel.object_name}")
         dock.setWidget(panel)
-        self.addDockWidget(panel.area, dock)
+        self.addDockWidget(area, dock)
         dock.setVisible(panel.shown_by_default)
         dock.visibilityChanged.connect(lambda visible, p=panel: visible and p.mark_stale())
         self.panels[panel.object_name] = panel
         self.docks[panel.object_name] = dock
+        return dock
 
     def _action(
         self, text: str, slot: object, shortcut: QKeySequence | str | None = None, tip: str = ""
@@ -281,7 +334,7 @@ class MainWindow(QMainWindow):
 
     def reset_layout(self) -> None:
         self.restoreState(self._default_state, LAYOUT_VERSION)
-        for panel_type in PANELS:
+        for panel_type, _, _ in PANELS:
             self.docks[panel_type.object_name].setVisible(panel_type.shown_by_default)
 
     def _restore_layout(self) -> None:

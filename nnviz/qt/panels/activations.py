@@ -1,0 +1,405 @@
+"""The activations panel: how strongly each unit of each layer responds to the current input.
+
+Which layers are shown: a layer's output is drawn once, at the end of the elementwise
+steps that follow it. A Linear or Conv layer followed by an activation function (or a
+normalisation) is shown through that function's output, the values the next layer
+actually reads; one with no activation after it is shown as it is (the linear outputs).
+Flatten, Dropout and Identity are skipped, since in eval mode they repeat the layer
+before them, and so are pooling layers, whose channel means mostly repeat the
+activation they pool. Dense layers (2-D outputs) show one cell per unit, wrapped in
+rows of 16; conv-like layers (4-D outputs) show one cell per channel: its mean over
+the image. The last layer is the output, shown as class probabilities.
+
+Everything the panel draws sits in one ViewBox (one ImageItem per layer, NaN gaps
+between cells, explicit levels) and one bar chart, built when the model changes and
+updated with ``setImage``/``setOpts`` afterwards (see shared/design/PITFALLS.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QEvent, QPointF, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QPalette
+from PySide6.QtWidgets import QLabel, QSizePolicy, QStackedLayout, QVBoxLayout, QWidget
+
+from nnviz.core.errors import NnvizError
+from nnviz.core.inspect import LayerInfo, summarize
+from nnviz.qt.panels.base import Panel
+from nnviz.state import Session
+
+# fmt: off
+ACTIVATION_TYPES = frozenset({
+    "ReLU", "ReLU6", "LeakyReLU", "PReLU", "RReLU", "ELU", "SELU", "CELU", "GELU", "SiLU",
+    "Mish", "Sigmoid", "Tanh", "Hardtanh", "Hardsigmoid", "Hardswish", "Softplus", "Softsign",
+    "LogSigmoid", "Tanhshrink", "Softshrink", "Hardshrink", "Threshold", "Softmax", "Softmin",
+    "LogSoftmax",
+})
+NORM_TYPES = frozenset({
+    "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "LayerNorm", "GroupNorm", "InstanceNorm1d",
+    "InstanceNorm2d", "InstanceNorm3d", "LocalResponseNorm", "RMSNorm",
+})
+# No-ops in eval mode, or a reshape of the layer before.
+REPEAT_TYPES = frozenset({
+    "Flatten", "Unflatten", "Identity", "Dropout", "Dropout1d", "Dropout2d", "Dropout3d",
+    "AlphaDropout", "FeatureAlphaDropout",
+})
+# fmt: on
+# Activation functions with a fixed range: their cells use it, so 0.5 looks the same
+# in every layer and at every step of training.
+FIXED_LEVELS = {
+    "Sigmoid": (0.0, 1.0),
+    "Hardsigmoid": (0.0, 1.0),
+    "Softmax": (0.0, 1.0),
+    "Tanh": (-1.0, 1.0),
+    "Hardtanh": (-1.0, 1.0),
+    "Softsign": (-1.0, 1.0),
+}
+COLUMNS = 16  # cells per row: 128 units -> 8 rows of 16
+CELL_PX = 8  # image pixels per cell, the last row and column of each a NaN (transparent) gap
+CAPTION_PX = 20  # a caption's line above its strip, in screen pixels at any zoom
+LAYER_GAP = 0.6  # between one strip and the next caption, in cells
+HOVER_HINT = "Hover over a cell or a bar to read its value"
+POSITIVE, NEGATIVE = QColor(232, 96, 28), QColor(40, 120, 210)  # lit cells: orange / blue
+
+
+def layers_to_show(layers: Sequence[LayerInfo]) -> list[LayerInfo]:
+    """The hidden layers worth a strip (the module docstring says which); the last
+    layer, the output, is left out: it is drawn as probabilities."""
+    shown = []
+    for i, layer in enumerate(layers[:-1]):
+        if layer.type in REPEAT_TYPES or "Pool" in layer.type:
+            continue
+        after = next((n for n in layers[i + 1 :] if n.type not in REPEAT_TYPES), None)
+        if (
+            after is not None
+            and after.type in ACTIVATION_TYPES | NORM_TYPES
+            and after.output_shape == layer.output_shape
+        ):
+            continue  # drawn as the output of the step after it
+        shown.append(layer)
+    return shown
+
+
+def unit_values(output: np.ndarray) -> np.ndarray:
+    """One value per unit: dense outputs as they are, each channel's mean for conv outputs."""
+    out = np.asarray(output, dtype=np.float32)[0]
+    if out.ndim <= 1:
+        return out.reshape(-1)
+    return out.reshape(out.shape[0], -1).mean(axis=1)
+
+
+@dataclass
+class _Strip:
+    """One layer's cells on screen."""
+
+    layer: LayerInfo
+    image: pg.ImageItem
+    caption: pg.TextItem
+    rect: QRectF  # in view units, one unit per cell
+    rows: int
+    cols: int
+    buffer: np.ndarray  # (rows * CELL_PX, cols * CELL_PX) float32
+    values: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    levels: tuple[float, float] = (0.0, 1.0)
+
+    @property
+    def per_channel(self) -> bool:
+        return len(self.layer.output_shape) > 2
+
+
+class ActivationsPanel(Panel):
+    """Each layer's response to the current input, and the output as class probabilities."""
+
+    title = "Activations"
+    object_name = "activations"
+    area: ClassVar = Qt.DockWidgetArea.RightDockWidgetArea
+
+    unit_clicked = Signal(str, int)  # layer name, unit (or channel) index
+
+    def __init__(self, session: Session, parent: QWidget | None = None) -> None:
+        super().__init__(session, parent)
+        self.strips: list[_Strip] = []
+        self.probabilities = np.zeros(0, np.float32)
+        self._built_for: Any = None  # the LoadedModel the items were built for
+        self._classes: list[str] = []
+
+        self.graphics = pg.GraphicsLayoutWidget()
+        self.graphics.setToolTip(
+            "One cell per unit (per channel for conv layers): the more orange, the higher; "
+            "blue is below zero"
+        )
+        self.view: pg.ViewBox = self.graphics.addViewBox(row=0, col=0)
+        self.view.invertY(True)
+        self.view.setMouseEnabled(False, False)
+        self.view.setMenuEnabled(False)
+        self.bars_plot: pg.PlotItem = self.graphics.addPlot(row=1, col=0)
+        self.bars_plot.setMouseEnabled(False, False)
+        self.bars_plot.setMenuEnabled(False)
+        self.bars_plot.hideButtons()
+        self.bars_plot.invertY(True)
+        self.bars_plot.hideAxis("bottom")
+        self.bars_plot.setXRange(0, 118, padding=0)  # room for "100.0%" after a full bar
+        self.bars_plot.setTitle("output: probability of each class", size="9pt")
+        self.bars = pg.BarGraphItem(x0=[], y=[], height=0.72, width=[])
+        self.bars_plot.addItem(self.bars)
+        self.percent_labels: list[pg.TextItem] = []
+        self._label_states: list[tuple[str, bool, float] | None] = []  # as drawn
+        self.message = pg.TextItem(anchor=(0.5, 0.5))
+        self.view.addItem(self.message)
+
+        self.readout = QLabel(HOVER_HINT)
+        self.readout.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.readout.setContentsMargins(6, 0, 6, 2)
+        self.empty_label = QLabel()
+        self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty_label.setWordWrap(True)
+        self.empty_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
+        self.stack = QStackedLayout()
+        self.stack.addWidget(self.graphics)
+        self.stack.addWidget(self.empty_label)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(2)
+        layout.addLayout(self.stack, 1)
+        layout.addWidget(self.readout)
+        self.setMinimumSize(220, 300)
+        self._apply_palette()
+
+        self.view.sigResized.connect(self._fit)
+        scene = self.graphics.scene()
+        self._mouse = pg.SignalProxy(scene.sigMouseMoved, rateLimit=30, slot=self._mouse_moved)
+        scene.sigMouseClicked.connect(self._clicked)
+        self.listen(session.model_loaded, self.mark_stale)
+        self.listen(session.input_changed, self.mark_stale)
+        self.listen(session.snapshot_changed, self.mark_stale)
+
+    def sizeHint(self) -> QSize:  # noqa: N802 (Qt)
+        return QSize(420, 640)  # room for a few strips above ten bars
+
+    # ----- building (once per model) -----------------------------------------------------
+    def _rebuild(self) -> None:
+        loaded = self.session.loaded
+        for strip in self.strips:
+            self.view.removeItem(strip.image)
+            self.view.removeItem(strip.caption)
+        self.strips.clear()
+        for label in self.percent_labels:
+            self.bars_plot.removeItem(label)
+        self.percent_labels.clear()
+        summary = summarize(loaded.program or loaded.module, tuple(loaded.input_shape))
+        self._built_for = loaded  # only once it worked: a failure is tried again next frame
+        for layer in layers_to_show(summary.layers):
+            units = int(layer.output_shape[1]) if len(layer.output_shape) > 1 else 1
+            cols = min(units, COLUMNS)
+            rows = -(-units // cols)
+            caption = pg.TextItem(_caption(layer, units), anchor=(0.5, 1.0))
+            buffer = np.full((rows * CELL_PX, cols * CELL_PX), np.nan, np.float32)
+            image = pg.ImageItem(buffer, axisOrder="row-major", levels=(0.0, 1.0))
+            self.view.addItem(caption)
+            self.view.addItem(image)
+            self.strips.append(_Strip(layer, image, caption, QRectF(), rows, cols, buffer))
+        self.message.setText("" if self.strips else "No hidden layers: only the output")
+        self._fit()
+
+        n = int(summary.layers[-1].output_shape[-1]) if summary.layers else 0
+        names = list(loaded.class_names)
+        self._classes = names if len(names) == n else [str(i) for i in range(n)]
+        self.bars_plot.getAxis("left").setTicks([list(enumerate(self._classes))])
+        self.bars_plot.setYRange(-0.6, n - 0.4, padding=0)
+        # Up to 18 px a bar (the strips take the rest), down to 11 px in a short dock.
+        self.bars_plot.setMinimumHeight(11 * n + 30)
+        self.bars_plot.setMaximumHeight(18 * n + 34)
+        self.percent_labels = [pg.TextItem(anchor=(0, 0.5)) for _ in range(n)]  # see _draw_bars
+        for label in self.percent_labels:
+            self.bars_plot.addItem(label)
+        self._apply_palette()  # colours the new items
+
+    def _fit(self) -> None:
+        """Square cells, as large as fit, from the top: the strips read top-down to the
+        output below (an aspect-locked ViewBox would centre them vertically). Captions
+        keep their height in pixels, so a small dock shrinks the cells, not the text."""
+        width, height = max(self.view.width(), 1.0), max(self.view.height(), 1.0)
+        rows = sum(strip.rows for strip in self.strips)
+        gaps = LAYER_GAP * max(len(self.strips) - 1, 0) + 0.2
+        wide = COLUMNS + 0.4
+        scale = width / wide  # pixels per cell
+        if rows:
+            scale = min(scale, (height - CAPTION_PX * len(self.strips)) / (rows + gaps))
+        scale = max(scale, 2.0)
+        caption = CAPTION_PX / scale
+        y = 0.0
+        for strip in self.strips:
+            strip.caption.setPos(COLUMNS / 2, y + caption - 2.0 / scale)
+            strip.rect = QRectF((COLUMNS - strip.cols) / 2, y + caption, strip.cols, strip.rows)
+            strip.image.setRect(strip.rect)
+            y += caption + strip.rows + LAYER_GAP
+        self.message.setPos(COLUMNS / 2, 1.0)
+        span_x, span_y = width / scale, height / scale
+        self.view.setRange(QRectF(-0.2 - (span_x - wide) / 2, 0.0, span_x, span_y), padding=0)
+
+    # ----- drawing -----------------------------------------------------------------------
+    def redraw(self) -> None:
+        s = self.session
+        if s.loaded is None:
+            return self._show_empty("Load a model to see how its layers respond to a digit")
+        if s.current_input is None:
+            return self._show_empty("Pick an input to see how each layer responds to it")
+        try:
+            if self._built_for is not s.loaded:
+                self._rebuild()
+            acts = s.activations()
+            probs = s.probabilities()
+        except NnvizError as exc:
+            return self._show_empty(f"Cannot show the activations: {exc}")
+        self.stack.setCurrentWidget(self.graphics)
+        for strip in self.strips:
+            if strip.layer.name in acts:
+                self._draw_strip(strip, unit_values(acts[strip.layer.name]))
+        self._draw_bars(np.zeros(0) if probs is None else probs)
+
+    def _show_empty(self, text: str) -> None:
+        self.empty_label.setText(text)
+        self.stack.setCurrentWidget(self.empty_label)
+
+    def _draw_strip(self, strip: _Strip, values: np.ndarray) -> None:
+        strip.values = values
+        cells = np.full(strip.rows * strip.cols, np.nan, np.float32)
+        cells[: len(values)] = values
+        k = CELL_PX
+        grid = strip.buffer.reshape(strip.rows, k, strip.cols, k)
+        grid[:, : k - 1, :, : k - 1] = cells.reshape(strip.rows, 1, strip.cols, 1)
+        finite = values[np.isfinite(values)]
+        levels = FIXED_LEVELS.get(strip.layer.type)
+        if levels is None:
+            low = float(finite.min()) if len(finite) else 0.0
+            high = float(np.abs(finite).max()) if len(finite) else 0.0
+            high = high if high > 0 else 1.0
+            levels = (0.0, high) if low >= 0 else (-high, high)
+        if levels[0] < 0 <= strip.levels[0] or strip.levels[0] < 0 <= levels[0]:
+            strip.image.setLookupTable(self._signed_lut if levels[0] < 0 else self._positive_lut)
+        strip.levels = levels
+        strip.image.setImage(strip.buffer, autoLevels=False, levels=levels)
+
+    def _draw_bars(self, probs: np.ndarray) -> None:
+        probs = np.asarray(probs, np.float32)[: len(self.percent_labels)]
+        self.probabilities = probs
+        n = len(probs)
+        top = int(np.argmax(probs)) if n else -1
+        label = self.session.current_input.label if self.session.current_input else None
+        brushes = [self._bar_on if i == top else self._bar_off for i in range(n)]
+        pens = [self._true_pen if i == label else self._no_pen for i in range(n)]
+        self.bars.setOpts(
+            x0=np.zeros(n), y=np.arange(n), width=probs * 100.0, brushes=brushes, pens=pens
+        )
+        # Text items are the dearest part of a frame: touch only what changed.
+        for i, (item, p) in enumerate(zip(self.percent_labels, probs, strict=False)):
+            inside = bool(p >= 0.55)  # a long bar holds its own label, else it runs off the end
+            text = f"{p:.1%}" + (", the true label" if i == label else "")
+            state = (text, inside, round(float(p) * 100.0 + (-1.0 if inside else 1.0), 1))
+            prev = self._label_states[i]
+            if prev is None or prev[0] != text:
+                item.setText(text)
+            if prev is None or prev[1] != inside:
+                item.setAnchor((1, 0.5) if inside else (0, 0.5))
+                item.setColor(self._on_bar_text if inside else self._fg)
+            if prev is None or prev[2] != state[2]:
+                item.setPos(state[2], i)
+            self._label_states[i] = state
+
+    def top_class(self) -> int | None:
+        """The highlighted bar: the class the model picks."""
+        return int(np.argmax(self.probabilities)) if len(self.probabilities) else None
+
+    def shown_values(self) -> dict[str, np.ndarray]:
+        """What each strip shows, one value per cell, by layer name."""
+        return {strip.layer.name: strip.values for strip in self.strips}
+
+    # ----- hover and click ---------------------------------------------------------------
+    def cell_at(self, point: QPointF) -> tuple[str, int] | None:
+        """The (layer, unit) under a point in the strips' view coordinates, if any."""
+        for strip in self.strips:
+            if strip.rect.contains(point):
+                col = int(point.x() - strip.rect.left())
+                row = int(point.y() - strip.rect.top())
+                unit = row * strip.cols + col
+                return (strip.layer.name, unit) if unit < len(strip.values) else None
+        return None
+
+    def describe(self, layer: str, unit: int) -> str:
+        """The hover text of one cell: layer, unit (or channel) and value."""
+        strip = next(s for s in self.strips if s.layer.name == layer)
+        what = "channel" if strip.per_channel else "unit"
+        value = strip.values[unit]
+        mean = " (mean over the channel's map)" if strip.per_channel else ""
+        return f"{layer} ({strip.layer.type}) {what} {unit}: {value:.4g}{mean}"
+
+    def hover_text(self, scene_pos: QPointF) -> str:
+        """What the readout says with the mouse at ``scene_pos``."""
+        if self.view.sceneBoundingRect().contains(scene_pos):
+            cell = self.cell_at(self.view.mapSceneToView(scene_pos))
+            return self.describe(*cell) if cell else ""
+        if self.bars_plot.vb.sceneBoundingRect().contains(scene_pos):
+            i = round(self.bars_plot.vb.mapSceneToView(scene_pos).y())
+            if 0 <= i < len(self.probabilities):
+                return f"class {self._classes[i]}: probability {self.probabilities[i]:.2%}"
+        return ""
+
+    def _mouse_moved(self, event: tuple[QPointF]) -> None:
+        self.readout.setText(self.hover_text(event[0]) or HOVER_HINT)
+
+    def _clicked(self, event: Any) -> None:
+        if self.view.sceneBoundingRect().contains(event.scenePos()):
+            cell = self.cell_at(self.view.mapSceneToView(event.scenePos()))
+            if cell is not None:
+                self.unit_clicked.emit(*cell)
+
+    # ----- theme -------------------------------------------------------------------------
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 (Qt)
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange:
+            self._apply_palette()
+            self.mark_stale()
+
+    def _apply_palette(self) -> None:
+        """Cells light up from the background's own shade, so both themes read well."""
+        pal = self.palette()
+        bg, fg = pal.color(QPalette.ColorRole.Base), pal.color(QPalette.ColorRole.WindowText)
+        off = _mix(bg, fg, 0.12)  # an unlit cell: just visible against the background
+        cmap = pg.ColorMap([0.0, 0.5, 1.0], [NEGATIVE, off, POSITIVE])
+        self._signed_lut = cmap.getLookupTable(0.0, 1.0, 256)
+        self._positive_lut = cmap.getLookupTable(0.5, 1.0, 256)
+        self.graphics.setBackground(bg)
+        self._bar_on, self._bar_off = pg.mkBrush(POSITIVE), pg.mkBrush(_mix(bg, fg, 0.35))
+        self._true_pen, self._no_pen = pg.mkPen(fg, width=1), pg.mkPen(None)
+        self._fg, self._on_bar_text = fg, QColor(255, 255, 255)
+        self._label_states = [None] * len(self.percent_labels)  # recoloured on the next draw
+        axis = self.bars_plot.getAxis("left")
+        axis.setPen(_mix(bg, fg, 0.4))
+        axis.setTextPen(fg)
+        self.bars_plot.titleLabel.setText(self.bars_plot.titleLabel.text, color=fg)
+        for strip in self.strips:
+            strip.caption.setColor(fg)
+            strip.image.setLookupTable(
+                self._signed_lut if strip.levels[0] < 0 else self._positive_lut
+            )
+        self.message.setColor(fg)
+        hint = _mix(bg, fg, 0.55)
+        self.empty_label.setStyleSheet(f"color: {hint.name()}; font-size: 13pt;")
+
+
+def _caption(layer: LayerInfo, units: int) -> str:
+    if len(layer.output_shape) > 2:
+        return f"{layer.name} ({layer.type}): mean of each of {units} channels"
+    return f"{layer.name} ({layer.type}): {units} units"
+
+
+def _mix(a: QColor, b: QColor, t: float) -> QColor:
+    """``a`` moved a fraction ``t`` of the way to ``b``."""
+    return QColor.fromRgbF(
+        *[(1 - t) * x + t * y for x, y in zip(a.getRgbF(), b.getRgbF(), strict=True)]
+    )
