@@ -25,6 +25,7 @@ from nnviz.qt.banner import MessageBanner
 from nnviz.qt.documents import Documents
 from nnviz.qt.panels.activations import ActivationsPanel
 from nnviz.qt.panels.base import Panel
+from nnviz.qt.panels.diagram import NetworkDiagramPanel
 from nnviz.qt.panels.input import InputPanel
 from nnviz.qt.panels.loss import LossPanel
 from nnviz.qt.panels.receptive_fields import ReceptiveFieldsPanel
@@ -51,6 +52,7 @@ PANELS: list[tuple[type[Panel], Qt.DockWidgetArea, str | None]] = [
     (WeightsPanel, _TOP, "weights"),
     (ReceptiveFieldsPanel, _TOP, "weights"),
     (ActivationsPanel, _BOTTOM, "insides"),
+    (NetworkDiagramPanel, _BOTTOM, "insides"),
 ]
 LAYOUT_VERSION = 2  # bump when PANELS change so an old saved layout is not restored
 
