@@ -30,6 +30,12 @@ def create_window(model: str | None = None, *, remember_layout: bool = True):  #
     from nnviz.qt.main_window import MainWindow, app_settings
     from nnviz.qt.theme import apply_theme
 
+    import torch
+
+    # The views run small forward passes on the GUI thread. With torch's default thread
+    # pool those passes spun against the training thread for 50-100 ms on two cores;
+    # one thread keeps each pass around a millisecond.
+    torch.set_num_threads(1)
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("nnviz")
     app.setOrganizationName("nnviz")
