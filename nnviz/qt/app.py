@@ -24,13 +24,12 @@ def default_model_path() -> str:
 def create_window(model: str | None = None, *, remember_layout: bool = True):  # noqa: ANN201
     """A QApplication (reused if one exists) and a main window with a model loaded."""
     import pyqtgraph as pg
+    import torch
     from PySide6.QtWidgets import QApplication
 
     from nnviz.core.modelfile import load_model
     from nnviz.qt.main_window import MainWindow, app_settings
     from nnviz.qt.theme import apply_theme
-
-    import torch
 
     # The views run small forward passes on the GUI thread. With torch's default thread
     # pool those passes spun against the training thread for 50-100 ms on two cores;
@@ -54,12 +53,13 @@ def create_window(model: str | None = None, *, remember_layout: bool = True):  #
 
 def load_default_data(window) -> None:  # noqa: ANN001
     """Bundled MNIST (a fraction of a second); errors become a message."""
-    from nnviz.core.data import load_splits
+    from nnviz.core.data import load_splits, release_file_cache
 
     try:
         window.session.set_data(load_splits("mnist"), "mnist")
     except NnvizError as exc:
         window.show_error(str(exc))
+    release_file_cache()  # the splits hold their own copies
 
 
 def _warm_up_training() -> None:
