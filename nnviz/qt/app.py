@@ -101,6 +101,8 @@ def run_app(model: str | None = None, screenshot: str | None = None) -> int:
         # event-loop turn, say so on stdout and exit 0.
         def shown() -> None:
             print("nnviz-shown", flush=True)
+            window.session.set_dirty(False)
+            window.close()  # closed, not just abandoned: its items must go before the app
             app.exit(0)
 
         QTimer.singleShot(0, shown)

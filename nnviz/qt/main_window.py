@@ -26,6 +26,8 @@ from nnviz.qt.documents import Documents
 from nnviz.qt.panels.activations import ActivationsPanel
 from nnviz.qt.panels.base import Panel
 from nnviz.qt.panels.diagram import NetworkDiagramPanel
+from nnviz.qt.panels.feature_maps import FeatureMapsPanel
+from nnviz.qt.panels.filters import FiltersPanel
 from nnviz.qt.panels.input import InputPanel
 from nnviz.qt.panels.loss import LossPanel
 from nnviz.qt.panels.receptive_fields import ReceptiveFieldsPanel
@@ -51,10 +53,12 @@ PANELS: list[tuple[type[Panel], Qt.DockWidgetArea, str | None]] = [
     (SummaryPanel, _TOP, "progress"),
     (WeightsPanel, _TOP, "weights"),
     (ReceptiveFieldsPanel, _TOP, "weights"),
+    (FiltersPanel, _TOP, "weights"),
     (ActivationsPanel, _BOTTOM, "insides"),
+    (FeatureMapsPanel, _BOTTOM, "insides"),
     (NetworkDiagramPanel, _BOTTOM, "insides"),
 ]
-LAYOUT_VERSION = 2  # bump when PANELS change so an old saved layout is not restored
+LAYOUT_VERSION = 3  # bump when PANELS change so an old saved layout is not restored
 
 
 def app_settings() -> QSettings:

@@ -1,0 +1,324 @@
+"""The filters and feature maps panels, offscreen, on real models and real MNIST digits."""
+
+from __future__ import annotations
+
+import importlib.resources
+
+import numpy as np
+import pyqtgraph as pg
+import pytest
+import torch
+from PySide6.QtCore import QPoint, Qt
+
+from nnviz.core.data import load_splits
+from nnviz.core.modelfile import load_model
+from nnviz.core.training import TrainConfig, Trainer
+from nnviz.qt.panels.feature_maps import FeatureMapsPanel
+from nnviz.qt.panels.filters import FiltersPanel
+from nnviz.state import Session
+
+LENET = str(importlib.resources.files("nnviz.sample_models") / "lenet.nnviz")
+
+
+@pytest.fixture(autouse=True)
+def _row_major():
+    pg.setConfigOptions(imageAxisOrder="row-major")
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_splits("mnist", n_val=100, limit=500)
+
+
+@pytest.fixture(scope="module")
+def exported_lenet(tmp_path_factory):
+    """The trained lenet exported with a dynamic batch and loaded back as a foreign model."""
+    module = load_model(LENET).module
+    batch = torch.export.Dim("batch", min=1, max=1024)
+    program = torch.export.export(
+        module, (torch.zeros(2, 1, 28, 28),), dynamic_shapes=({0: batch},)
+    )
+    path = tmp_path_factory.mktemp("export") / "lenet.pt2"
+    torch.export.save(program, path)
+    return str(path)
+
+
+def _session(source, data, index=0):
+    s = Session()
+    s.set_model(load_model(source))
+    s.set_data(data, "mnist")
+    _show_digit(s, data, index)
+    return s
+
+
+def _show_digit(session, data, index):
+    image = data.test.images[index] / 255.0
+    session.set_input(image, int(data.test.labels[index]), f"MNIST test #{index}")
+
+
+@pytest.fixture
+def shown(qtbot):
+    """Put a panel on screen: ``shown(FiltersPanel, session)``; closed after the test."""
+    panels = []
+
+    def show(panel_type, session):
+        panel = panel_type(session)
+        qtbot.addWidget(panel)
+        panel.resize(420, 700)
+        panel.show()
+        qtbot.waitExposed(panel)
+        assert panel.refresh()
+        panels.append(panel)
+        return panel
+
+    yield show
+    for panel in panels:
+        panel.close_panel()
+
+
+def _weight(session, name):
+    return session.view_model.state_dict()[name].detach().numpy().copy()
+
+
+def _assert_levels(image, lo, hi):
+    """Levels cover [lo, hi], rounded up by at most 10% (so they hold still in training);
+    symmetric about zero for signed values, from zero for non-negative ones."""
+    got_lo, got_hi = (float(v) for v in image.levels)
+    assert hi <= got_hi <= hi * 1.1
+    assert got_lo == (-got_hi if lo < 0 else 0.0)
+
+
+def _outputs(model, x):
+    """Every child's output of a sequential model, computed here with plain torch."""
+    out, result = x, {}
+    with torch.inference_mode():
+        for name, child in model.named_children():
+            out = child(out)
+            result[name] = out.numpy().copy()
+    return result
+
+
+# ----- filters -----------------------------------------------------------------------------
+def test_filter_tiles_are_the_conv_weights_in_place(shown, data):
+    s = _session(LENET, data)
+    panel = shown(FiltersPanel, s)
+    assert panel.layer_names() == ["conv1", "conv2"]
+    # conv1 reads one channel: its 6 filters wrap into a 2 x 3 grid in reading order.
+    w1 = _weight(s, "conv1.weight")
+    mosaic = panel._mosaic
+    assert (mosaic.rows, mosaic.cols) == (2, 3)
+    for o in range(6):
+        np.testing.assert_array_equal(mosaic.tile(*divmod(o, 3)), w1[o, 0])
+    m1 = np.abs(w1).max()
+    _assert_levels(panel.mosaic_image, -m1, m1)
+
+    panel.set_layer("conv2")
+    panel.refresh()
+    w2 = _weight(s, "conv2.weight")
+    mosaic = panel._mosaic
+    # Filters by rows, in-channels by columns, a 1-pixel transparent gap between tiles.
+    assert np.shares_memory(panel.mosaic_image.image, mosaic.image)  # no copy per frame
+    assert mosaic.image.shape == (16 * 6 - 1, 6 * 6 - 1)
+    for o, i in [(0, 0), (0, 5), (5, 3), (15, 0), (15, 5)]:
+        np.testing.assert_array_equal(mosaic.tile(o, i), w2[o, i])
+        np.testing.assert_array_equal(mosaic.image[o * 6 : o * 6 + 5, i * 6 : i * 6 + 5], w2[o, i])
+    assert np.isnan(mosaic.image[5::6]).all() and np.isnan(mosaic.image[:, 5::6]).all()
+    assert np.isfinite(mosaic.image).sum() == w2.size
+    _assert_levels(panel.mosaic_image, -np.abs(w2).max(), np.abs(w2).max())
+    assert tuple(panel.colour_bar.levels()) == tuple(panel.mosaic_image.levels)
+    # Hover names the filter, in-channel, kernel row/col and the weight there.
+    centre = panel.tile_centre(5, 3)
+    text = panel.describe_at(centre.x(), centre.y())
+    assert "conv2" in text and "filter 5" in text and "in-channel 3" in text
+    assert "row 2, col 2" in text and f"{w2[5, 3, 2, 2]:+.4f}" in text
+    assert panel.describe_at(5.5, 0.5) == ""  # on a gap
+
+
+def test_averaged_filters_are_the_mean_over_in_channels(shown, data):
+    s = _session(LENET, data)
+    panel = shown(FiltersPanel, s)
+    panel.set_layer("conv2")
+    panel.average.setChecked(True)
+    assert panel.refresh()
+    mean = _weight(s, "conv2.weight").mean(axis=1)
+    mosaic = panel._mosaic
+    assert (mosaic.rows, mosaic.cols) == (4, 4)  # 16 filters, one tile each
+    for o in range(16):
+        np.testing.assert_allclose(mosaic.tile(*divmod(o, 4)), mean[o], rtol=1e-6)
+    _assert_levels(panel.mosaic_image, -np.abs(mean).max(), np.abs(mean).max())
+    centre = panel.tile_centre(6)
+    assert "filter 6" in panel.describe_at(centre.x(), centre.y())
+    assert "mean over 6 in-channels" in panel.describe_at(centre.x(), centre.y())
+
+
+def test_per_filter_scaling_gives_each_tile_its_own_max(shown, data):
+    s = _session(LENET, data)
+    panel = shown(FiltersPanel, s)
+    panel.set_layer("conv2")
+    panel.per_filter.setChecked(True)
+    assert panel.refresh()
+    w2 = _weight(s, "conv2.weight")
+    for o, i in [(0, 0), (7, 2), (15, 5)]:
+        tile = panel._mosaic.tile(o, i)
+        assert np.abs(tile).max() == pytest.approx(1.0)
+        np.testing.assert_allclose(tile, w2[o, i] / np.abs(w2[o, i]).max(), rtol=1e-6)
+    assert panel.mosaic_image.levels == pytest.approx((-1.0, 1.0))
+    # The hover still tells the real weight, not the scaled one.
+    centre = panel.tile_centre(7, 2)
+    assert f"{w2[7, 2, 2, 2]:+.4f}" in panel.describe_at(centre.x(), centre.y())
+
+
+def test_clicking_a_filter_enlarges_it_with_its_bias(shown, data, qtbot):
+    s = _session(LENET, data)
+    panel = shown(FiltersPanel, s)
+    panel.set_layer("conv2")
+    panel.refresh()
+    w2, b2 = _weight(s, "conv2.weight"), _weight(s, "conv2.bias")
+    with qtbot.waitSignal(panel.filter_selected) as blocker:
+        panel.select_filter(3, 2)
+    assert blocker.args == ["conv2", 3]
+    np.testing.assert_array_equal(panel.detail_image.image, w2[3, 2])
+    # The same colours as its tile.
+    np.testing.assert_array_equal(panel.detail_image.levels, panel.mosaic_image.levels)
+    assert "filter 3" in panel.detail_label.text() and "in-channel 2" in panel.detail_label.text()
+    assert f"bias {b2[3]:+.4f}" in panel.detail_label.text()
+    assert panel.highlight.isVisible()
+    assert panel.highlight.rect().center() == panel.tile_centre(3, 2)
+
+    # A real click on another tile of the mosaic, once the new axes are laid out.
+    qtbot.wait(50)
+    vb = panel.mosaic_plot.getViewBox()
+    where = panel.graphics.mapFromScene(vb.mapViewToScene(panel.tile_centre(11, 4)))
+    with qtbot.waitSignal(panel.filter_selected) as blocker:
+        qtbot.mouseClick(panel.graphics.viewport(), Qt.MouseButton.LeftButton, pos=where)
+    assert blocker.args == ["conv2", 11]
+    assert panel.selected == (11, 4)
+    np.testing.assert_array_equal(panel.detail_image.image, w2[11, 4])
+    assert f"bias {b2[11]:+.4f}" in panel.detail_label.text()
+    # The mouse over a tile reads out the weight there.
+    over = panel.graphics.mapFromScene(vb.mapViewToScene(panel.tile_centre(12, 1)))
+    qtbot.mouseMove(panel.graphics.viewport(), over)
+    value = f"{w2[12, 1, 2, 2]:+.4f}"
+    qtbot.waitUntil(lambda: "filter 12" in panel.readout.text(), timeout=2000)
+    assert f"in-channel 1 \u00b7 row 2, col 2 \u00b7 weight {value}" in panel.readout.text()
+
+
+def test_filters_follow_training_live(shown, data):
+    s = _session("lenet", data)  # untrained preset
+    panel = shown(FiltersPanel, s)
+    before = panel._mosaic.image.copy()
+    trainer = Trainer(
+        s.train_model, data, TrainConfig(batch_size=32, epochs=1, snapshot_interval_s=0.0)
+    )
+    for report in trainer.steps():
+        if report.step == 15:
+            break
+    s.publish(trainer.latest_snapshot(), trainer.poll())
+    assert panel.stale
+    assert panel.refresh()
+    w1 = _weight(s, "conv1.weight")
+    assert not np.array_equal(panel._mosaic.image, before, equal_nan=True)
+    for o in range(6):
+        np.testing.assert_array_equal(panel._mosaic.tile(*divmod(o, 3)), w1[o, 0])
+
+
+def test_a_model_without_convolutions_says_so(shown, data):
+    s = _session("mlp-3b1b", data)
+    filters = shown(FiltersPanel, s)
+    assert filters.layer_names() == []
+    assert filters.pages.currentWidget() is filters.message
+    assert "No convolution layers in this model" in filters.message.text()
+    maps = shown(FeatureMapsPanel, s)
+    assert maps.layer_names() == []
+    assert maps.pages.currentWidget() is maps.message
+    assert "No feature maps" in maps.message.text()
+    # A conv model loaded afterwards brings the pictures back.
+    s.set_model(load_model(LENET))
+    assert filters.refresh() and filters.pages.currentIndex() == 0
+    assert maps.refresh() and maps.pages.currentIndex() == 0
+
+
+# ----- feature maps ------------------------------------------------------------------------
+def _assert_maps_match(panel, expected):
+    for name in panel.shown_layers():
+        maps, mosaic = expected[name][0], panel.layers[name].mosaic
+        for ch in range(maps.shape[0]):
+            np.testing.assert_allclose(mosaic.tile(*divmod(ch, mosaic.cols)), maps[ch], atol=1e-6)
+
+
+def test_feature_map_tiles_are_the_layer_outputs_for_the_input(shown, data):
+    s = _session(LENET, data)
+    panel = shown(FeatureMapsPanel, s)
+    assert panel.layer_names() == ["conv1", "relu1", "pool1", "conv2", "relu2", "pool2"]
+    assert panel.shown_layers() == panel.layer_names()  # all layers, one under another
+    expected = _outputs(s.view_model, s.input_tensor())
+    _assert_maps_match(panel, expected)
+    conv1, relu1 = panel.layers["conv1"], panel.layers["relu1"]
+    assert (conv1.mosaic.rows, conv1.mosaic.cols) == (2, 3)
+    # Signed maps: levels symmetric about zero on the diverging map; ReLU maps from zero.
+    m = np.abs(expected["conv1"]).max()
+    _assert_levels(conv1.image, -m, m)
+    _assert_levels(relu1.image, 0.0, expected["relu1"].max())
+    assert conv1.signed and conv1.image.getColorMap().name == "CET-D1"
+    assert relu1.image.getColorMap().name == "viridis"
+    assert not relu1.signed
+    assert panel.layers["conv2"].mosaic.image.shape == (4 * 11 - 1, 4 * 11 - 1)
+    centre = panel.tile_centre("relu1", 4)
+    text = panel.describe_at("relu1", centre.x(), centre.y())
+    assert "relu1" in text and "channel 4" in text and "y 14, x 14" in text
+    assert f"{expected['relu1'][0, 4, 14, 14]:.4f}" in text
+
+    panel.set_layer("pool2")
+    assert panel.shown_layers() == ["pool2"]
+    assert panel.refresh()
+    _assert_maps_match(panel, expected)
+
+
+def test_feature_maps_follow_the_input(shown, data):
+    s = _session(LENET, data, index=0)  # a 7
+    panel = shown(FeatureMapsPanel, s)
+    before = panel.layers["relu1"].mosaic.image.copy()
+    _show_digit(s, data, 1)  # a 2
+    assert panel.stale and panel.refresh()
+    after = panel.layers["relu1"].mosaic.image
+    assert not np.allclose(np.nan_to_num(before), np.nan_to_num(after))
+    _assert_maps_match(panel, _outputs(s.view_model, s.input_tensor()))
+
+
+def test_exported_lenet_shows_the_same_pictures_as_the_module(shown, data, exported_lenet):
+    module_session = _session(LENET, data)
+    export_session = _session(exported_lenet, data)
+    assert export_session.loaded.kind == "export"
+    ours, theirs = shown(FiltersPanel, module_session), shown(FiltersPanel, export_session)
+    assert theirs.layer_names() == ["conv1", "conv2"]
+    for layer in ("conv1", "conv2"):
+        for panel in (ours, theirs):
+            panel.set_layer(layer)
+            panel.refresh()
+        np.testing.assert_array_equal(theirs._mosaic.image, ours._mosaic.image)
+        np.testing.assert_array_equal(theirs.mosaic_image.levels, ours.mosaic_image.levels)
+    theirs.select_filter(4, 1)
+    assert "bias" in theirs.detail_label.text()
+    assert not theirs.grab().isNull()  # paints, NaN gaps and all, without a warning
+
+    ours, theirs = shown(FeatureMapsPanel, module_session), shown(FeatureMapsPanel, export_session)
+    assert theirs.layer_names() == ours.layer_names()
+    for name in ours.layer_names():
+        np.testing.assert_allclose(
+            theirs.layers[name].mosaic.image, ours.layers[name].mosaic.image, atol=1e-5
+        )
+    assert not theirs.grab().isNull()
+
+
+def test_hover_over_a_feature_map_with_the_mouse(shown, data, qtbot):
+    s = _session(LENET, data)
+    panel = shown(FeatureMapsPanel, s)
+    panel.set_layer("conv1")
+    panel.refresh()
+    qtbot.wait(20)  # the view lays the layer out
+    maps = panel.layers["conv1"]
+    vb = maps.plot.getViewBox()
+    where = panel.graphics.mapFromScene(vb.mapViewToScene(panel.tile_centre("conv1", 2)))
+    qtbot.mouseMove(panel.graphics.viewport(), QPoint(where.x(), where.y()))
+    qtbot.waitUntil(lambda: "channel 2" in panel.readout.text(), timeout=2000)
+    assert "conv1" in panel.readout.text()
