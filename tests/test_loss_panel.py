@@ -6,8 +6,9 @@ import time
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QPoint
+from PySide6.QtCore import QEvent, QObject, QPoint, Qt
 from PySide6.QtGui import QColor, QPalette
+from PySide6.QtWidgets import QApplication
 
 from nnviz.core.data import load_splits
 from nnviz.core.models import build_model, get_spec
@@ -281,3 +282,155 @@ def test_a_hundred_thousand_points_append_and_draw_in_well_under_a_second(panel)
     panel.refresh()
     panel.grab()
     print(f"100,030 points: one live frame {(time.perf_counter() - t0) * 1000:.1f} ms")
+
+
+class _PaintCounter(QObject):
+    """Counts the paint events a widget gets."""
+
+    def __init__(self, widget):
+        super().__init__()
+        self.paints = 0
+        widget.installEventFilter(self)
+
+    def eventFilter(self, obj, event):  # noqa: N802 - Qt's name
+        if event.type() == QEvent.Type.Paint:
+            self.paints += 1
+        return False
+
+
+def _settle(qtbot):
+    """Let every queued update and paint happen."""
+    for _ in range(3):
+        QApplication.processEvents()
+        qtbot.wait(20)
+
+
+def _view_ranges(panel):
+    return [panel.loss_plot.vb.viewRange(), panel.acc_plot.vb.viewRange()]
+
+
+def test_a_redraw_without_a_range_change_paints_once_and_never_auto_ranges(
+    panel, run, qtbot, monkeypatch
+):
+    _, events = run
+    last_steps = [i for i, e in enumerate(events) if isinstance(e, StepReport)][-5:]
+    panel.session.events_added.emit(events[: last_steps[0]])
+    panel.refresh()
+    _settle(qtbot)
+    auto_ranged = []
+    for plot in (panel.loss_plot, panel.acc_plot):
+        assert plot.vb.state["autoRange"] == [False, False]
+        monkeypatch.setattr(plot.vb, "updateAutoRange", lambda: auto_ranged.append(1))
+    before = _view_ranges(panel)
+    counter = _PaintCounter(panel.graphics.viewport())
+    panel.session.events_added.emit(events[last_steps[0] :])
+    assert panel.refresh()
+    _settle(qtbot)
+    assert _view_ranges(panel) == before  # the new points fell inside the ranges
+    assert len(_xy(panel.raw_curve)[0]) == panel.point_count()
+    assert counter.paints == 1
+    assert auto_ranged == []
+
+
+def test_the_step_axis_grows_in_chunks_and_the_loss_axis_refits_when_left(panel, run, qtbot):
+    events = run[1]
+    losses = [e.loss for e in events if isinstance(e, StepReport)]
+    epoch_losses = [
+        v for e in events if isinstance(e, EpochReport) for v in (e.train_loss, e.val_loss)
+    ]
+    panel.session.events_added.emit(events)
+    panel.refresh()
+    vb = panel.loss_plot.vb
+    x0, x1 = vb.viewRange()[0]
+    assert x0 < 0 < len(losses) < x1 == 100  # a short run fits the empty state's room
+    y0, y1 = vb.viewRange()[1]
+    lo, hi = min(losses + epoch_losses), max(losses + epoch_losses)
+    assert lo - 0.2 * hi < y0 < lo and hi < y1 < 1.1 * hi  # the losses fill it, room below
+    more = [StepReport(101 + i, 3, i + 1, 13, lo, 0.5, 1e4, 1e-3) for i in range(20)]
+    panel.session.events_added.emit(more)
+    panel.refresh()
+    assert vb.viewRange()[0][1] == pytest.approx(1.5 * 120)  # left at step 101: 1.5x
+    assert panel.acc_plot.vb.viewRange()[0] == vb.viewRange()[0]  # linked
+    assert vb.viewRange()[1] == [y0, y1]  # the losses stayed inside: no refit
+    panel.session.events_added.emit([StepReport(121, 3, 21, 13, 2 * y1, 0.5, 1e4, 1e-3)])
+    panel.refresh()
+    assert vb.viewRange()[1][1] > 2 * y1  # a spike above the range refits it
+    assert vb.state["autoRange"] == [False, False]
+    accuracies = [
+        100 * v
+        for e in events
+        if isinstance(e, EpochReport)
+        for v in (e.train_accuracy, e.val_accuracy)
+    ]
+    a0, a1 = panel.acc_plot.vb.viewRange()[1]
+    assert a0 < min(accuracies) and max(accuracies) < a1 <= 102
+
+
+def test_panning_stops_following_and_fit_or_a_double_click_fits_again(panel, run, qtbot):
+    panel.session.events_added.emit(run[1])
+    panel.refresh()
+    vb = panel.loss_plot.vb
+    vb.translateBy(x=40)  # what a mouse drag does
+    vb.sigRangeChangedManually.emit([True, True])
+    panned = vb.viewRange()
+    panel.session.events_added.emit([StepReport(500, 3, 1, 13, 0.4, 0.5, 1e4, 1e-3)])
+    panel.refresh()
+    assert vb.viewRange() == panned  # the view stays where the user put it
+    panel.fit_button.click()
+    fitted = vb.viewRange()
+    assert fitted[0][0] < 0 and fitted[0][1] == pytest.approx(1.02 * 500)
+    assert fitted[1][0] < 0.4 < fitted[1][1]
+    vb.translateBy(x=40, y=1)
+    vb.sigRangeChangedManually.emit([True, True])
+    viewport = panel.graphics.viewport()
+    at = QPoint(viewport.width() // 2, viewport.height() // 3)
+    # A real double-click: press, release, double-click, release (pyqtgraph's scene
+    # reports the double click on the last release).
+    qtbot.mouseClick(viewport, Qt.MouseButton.LeftButton, pos=at)
+    qtbot.mouseDClick(viewport, Qt.MouseButton.LeftButton, pos=at)
+    qtbot.mouseRelease(viewport, Qt.MouseButton.LeftButton, pos=at)
+    assert vb.viewRange() == fitted
+    assert vb.state["autoRange"] == [False, False]
+
+
+def test_log_scale_refits_the_loss_axis_in_decades(panel, run):
+    panel.session.events_added.emit(run[1])
+    panel.refresh()
+    losses = [e.loss for e in run[1] if isinstance(e, StepReport)]
+    vb = panel.loss_plot.vb
+    steps = vb.viewRange()[0]
+    panel.log_scale.setChecked(True)
+    y0, y1 = vb.viewRange()[1]
+    assert y0 < np.log10(min(losses)) and np.log10(max(losses)) < y1 < 1
+    assert vb.state["autoRange"] == [False, False]  # setLogMode had turned it back on
+    assert vb.viewRange()[0] == steps  # and its last auto-range is undone
+    panel.log_scale.setChecked(False)
+    assert vb.viewRange()[1][0] < min(losses) and vb.viewRange()[1][1] > max(losses)
+
+
+def test_a_redraw_and_its_paint_stay_cheap_with_many_points(panel, qtbot):
+    rng = np.random.default_rng(0)
+    n = 50_000
+    losses = 2.3 * np.exp(-np.arange(n) / 10_000) + rng.exponential(0.2, n)
+    panel.session.events_added.emit(
+        [
+            StepReport(i + 1, i // 1000, i % 1000 + 1, 1000, float(v), 0.5, 1e4, 1e-3)
+            for i, v in enumerate(losses)
+        ]
+        + [EpochReport(e, (e + 1) * 1000, 0.5, 0.9, 0.4, 0.95) for e in range(50)]
+    )
+    panel.refresh()
+    _settle(qtbot)
+    counter = _PaintCounter(panel.graphics.viewport())
+    frames, step, t0 = 20, n, time.perf_counter()
+    for _ in range(frames):
+        more = [StepReport(step + i + 1, 50, i + 1, 1000, 0.3, 0.5, 1e4, 1e-3) for i in range(30)]
+        step += 30
+        panel.session.events_added.emit(more)
+        panel.refresh()
+        QApplication.processEvents()  # the paint
+        QApplication.processEvents()  # and a second one, if the first scheduled it
+    per_frame = (time.perf_counter() - t0) / frames * 1000
+    print(f"\n50,000+ points: a live frame (30 points, redraw + paint) {per_frame:.1f} ms")
+    assert counter.paints == frames
+    assert per_frame < 40  # about 5 ms here; it was 25-35 ms with auto-range

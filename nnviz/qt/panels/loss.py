@@ -5,6 +5,14 @@ Points arrive in batches on ``events_added`` and go into preallocated numpy buff
 run never recomputes from scratch. ``redraw`` only hands views of the buffers to items
 it already holds. Peak downsampling and clip-to-view keep 100,000 points smooth
 (PITFALLS.md), and the big curves use width-1 pens, which cost 7x less than width 2.
+
+The panel sets its plots' ranges itself: pyqtgraph's auto-range runs inside the paint,
+moves the view and so schedules a second full paint, with every axis label re-rendered
+(each paint cost 14-17 ms and starved the trainer of the GIL). Here the step axis grows
+in chunks (to 1.5x the last step) and the y axes refit only when the data leaves them,
+on the log toggle, on a model load, or on Fit (button or double-click), so most redraws
+change no range and repaint only the curves: one paint per redraw. The legend is a
+QLabel above the plots, drawn once, not a LegendItem repainted with them.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QSizePolicy,
     QStackedLayout,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -39,6 +48,12 @@ TRAIN_COLOUR = QColor(64, 170, 90)
 VAL_COLOUR = QColor(242, 142, 43)
 CHANGE_COLOUR = QColor(176, 122, 161)
 _SHORT_NAMES = {"weight_decay": "wd"}
+# Ranges before any data: room for what is coming (ln 10 = 2.3 is a 10-way guess's loss).
+# Each starts a little below zero, so the axis has room to label its zero.
+EMPTY_STEPS, EMPTY_ACC = (-2.0, 100.0), (-5.0, 105.0)
+EMPTY_LOSS, EMPTY_LOG_LOSS = (-0.125, 2.5), (-2.0, 0.5)
+X_GROWTH = 1.5  # the step axis grows to this times the last step when the data leaves it
+LOW_ROOM = 0.15  # a loss fit leaves this fraction of its span below for the loss to fall
 
 
 def ema(
@@ -75,6 +90,9 @@ class LossPanel(Panel):
     title = "Loss"
     object_name = "loss"
     area: ClassVar = Qt.DockWidgetArea.BottomDockWidgetArea
+    # Ten redraws a second follow training closely enough; the GUI thread's time (and the
+    # GIL) is worth more to the trainer than a smoother curve.
+    max_fps: ClassVar[float] = 10.0
 
     def __init__(self, session: Session, parent: QWidget | None = None) -> None:
         super().__init__(session, parent)
@@ -83,16 +101,27 @@ class LossPanel(Panel):
         self._smooth = np.zeros(1024)
         self._n = 0
         self._ema_state = (0.0, 0)
+        # Bounds of the finite raw losses (the smoothed curve stays inside them), kept up
+        # to date as points arrive: (lowest, highest, lowest above zero for the log axis).
+        self._bounds = (math.inf, -math.inf, math.inf)
         self._epochs: list[tuple[float, ...]] = []  # rows from _epoch_row
+        self._epoch_bounds = (math.inf, -math.inf, math.inf, math.inf, -math.inf)
         self._changes: list[tuple[int, str, float | None]] = []
         self.markers: list[pg.InfiniteLine] = []
         self._drawn: tuple[int, int] | None = None  # (points, epochs) on screen
+        # The ranges this panel set ("x", "loss", "acc"); one missing is fitted afresh.
+        self._ranges: dict[str, tuple[float, float]] = {}
+        self._follow = True  # ranges follow the data, until the user pans or zooms
 
         self.log_scale = QCheckBox("Log scale")
         self.log_scale.setToolTip("Show the loss on a logarithmic axis")
         self.smoothing = QDoubleSpinBox(decimals=3, minimum=0.0, maximum=0.999, singleStep=0.05)
         self.smoothing.setValue(0.9)
         self.smoothing.setToolTip("Exponential moving average weight: 0 is raw, 0.99 is smooth")
+        self.fit_button = QToolButton(text="Fit")
+        self.fit_button.setToolTip(
+            "Fit the plots to all the data and follow it again (or double-click a plot)"
+        )
         self.readout = QLabel()
         # Ignored size hints: text that comes and goes must not resize the window (and the
         # offscreen platform warns on every change of a window's size constraints).
@@ -104,19 +133,29 @@ class LossPanel(Panel):
         bar.addSpacing(12)
         bar.addWidget(QLabel("Smoothing"))
         bar.addWidget(self.smoothing)
+        bar.addSpacing(12)
+        bar.addWidget(self.fit_button)
         bar.addWidget(self.readout, 1)
 
+        # The legend: a label on the plots' background above them, so it never hides a
+        # curve and costs nothing when the plots repaint (a LegendItem cost 1.2 ms a paint).
+        self.legend = QLabel()
+        self.legend.setTextFormat(Qt.TextFormat.RichText)
+        self.legend.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        self.legend.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.legend.setContentsMargins(4, 2, 10, 0)
+        self.legend.setAutoFillBackground(True)
+        self.legend.setBackgroundRole(QPalette.ColorRole.Base)
+        font = self.legend.font()
+        font.setPointSizeF(8.0)
+        self.legend.setFont(font)
+
         self.graphics = pg.GraphicsLayoutWidget()
-        # The legend gets a row of its own above the plot so it never hides a curve.
-        self.legend = pg.LegendItem(labelTextSize="8pt", colCount=4, frame=False)
-        self.legend.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Fixed)
-        self.graphics.addItem(self.legend, row=0, col=0)
-        self.loss_plot: pg.PlotItem = self.graphics.addPlot(row=1, col=0)
-        self.acc_plot: pg.PlotItem = self.graphics.addPlot(row=2, col=0)
+        self.loss_plot: pg.PlotItem = self.graphics.addPlot(row=0, col=0)
+        self.acc_plot: pg.PlotItem = self.graphics.addPlot(row=1, col=0)
         grid = self.graphics.ci.layout
-        grid.setAlignment(self.legend, Qt.AlignmentFlag.AlignRight)
-        grid.setRowStretchFactor(1, 3)
-        grid.setRowStretchFactor(2, 1)
+        grid.setRowStretchFactor(0, 3)
+        grid.setRowStretchFactor(1, 1)
         grid.setVerticalSpacing(0)
         self.acc_plot.setXLink(self.loss_plot)
         self.loss_plot.setLabel("left", "loss")
@@ -130,6 +169,11 @@ class LossPanel(Panel):
             plot.getAxis("left").setWidth(54)  # both plots' y axes line up
             plot.getAxis("left").setStyle(hideOverlappingLabels=True)  # none across the seam
             plot.setMenuEnabled(False)
+            # Ranges are set in redraw. disableAutoRange, not enableAutoRange(False): that
+            # reads False as ViewBox.XAxis (0) and turns auto-range on.
+            plot.disableAutoRange()
+            plot.hideButtons()  # its "A" button would turn auto-range back on
+            plot.vb.sigRangeChangedManually.connect(self._stop_following)
         self.raw_curve = self.loss_plot.plot(pen=pg.mkPen(RAW_COLOUR, width=1))
         self.smooth_curve = self.loss_plot.plot(pen=pg.mkPen(SMOOTH_ON_LIGHT, width=1))
         for curve in (self.raw_curve, self.smooth_curve):
@@ -137,13 +181,6 @@ class LossPanel(Panel):
             curve.setClipToView(True)
         self.train_epoch_curve = self._epoch_curve(self.loss_plot, TRAIN_COLOUR, "s")
         self.val_curve = self._epoch_curve(self.loss_plot, VAL_COLOUR, "o")
-        for curve, name in (
-            (self.raw_curve, "train loss per step"),
-            (self.smooth_curve, "smoothed"),
-            (self.train_epoch_curve, "train, epoch mean"),
-            (self.val_curve, "validation"),
-        ):
-            self.legend.addItem(curve, name)
         self.train_acc_curve = self._epoch_curve(self.acc_plot, TRAIN_COLOUR, "s")
         self.val_acc_curve = self._epoch_curve(self.acc_plot, VAL_COLOUR, "o")
         # Columns of the epoch rows (step, train loss, val loss, train acc, val acc).
@@ -171,11 +208,17 @@ class LossPanel(Panel):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(2)
         layout.addLayout(bar)
-        layout.addLayout(stack, 1)
+        plots = QVBoxLayout()
+        plots.setSpacing(0)
+        plots.addWidget(self.legend)
+        plots.addLayout(stack, 1)
+        layout.addLayout(plots, 1)
         self._apply_palette()
 
         self.log_scale.toggled.connect(self.set_log_scale)
         self.smoothing.valueChanged.connect(self._resmooth)
+        self.fit_button.clicked.connect(self.fit)
+        self.graphics.scene().sigMouseClicked.connect(self._clicked)
         self._mouse = pg.SignalProxy(
             self.graphics.scene().sigMouseMoved, rateLimit=30, slot=self._mouse_moved
         )
@@ -198,6 +241,7 @@ class LossPanel(Panel):
         history = self.session.history
         self._n = 0
         self._ema_state = (0.0, 0)
+        self._bounds = (math.inf, -math.inf, math.inf)
         self._append(np.asarray(history.step, float), np.asarray(history.loss, float))
         self._epochs = [_epoch_row(e) for e in history.epochs]
         self._changes = [(c["step"], c["name"], c["value"]) for c in history.changes]
@@ -206,12 +250,12 @@ class LossPanel(Panel):
         self.markers.clear()
         self._drawn = None
         self._hide_values()
-        if self._n == 0 and not self._epochs:
-            # Room for what is coming: ln(10) = 2.3 is the loss of a 10-way guess.
-            self.loss_plot.setRange(xRange=(0, 100), yRange=(0, 2.5), padding=0)
-            self.acc_plot.setYRange(0, 100, padding=0)
-            for plot in (self.loss_plot, self.acc_plot):
-                plot.enableAutoRange()
+        # Fit the new curves (or the empty state) now; the epochs' bounds come with the
+        # next redraw, which refits only if an epoch's value lies outside.
+        self._epoch_bounds = (math.inf, -math.inf, math.inf, math.inf, -math.inf)
+        self._ranges.clear()
+        self._follow = True
+        self._update_ranges()
         self.mark_stale()
 
     def add_events(self, events: list[Any]) -> None:
@@ -243,11 +287,101 @@ class LossPanel(Panel):
             losses, self.smoothing.value(), self._smooth[n : n + m], *self._ema_state
         )
         self._n = n + m
+        self._bounds = _merge_bounds(self._bounds, losses)
 
     def _resmooth(self) -> None:
         self._ema_state = ema(self._raw[: self._n], self.smoothing.value(), self._smooth[: self._n])
         self._drawn = None
         self.mark_stale()
+
+    # ----- ranges ------------------------------------------------------------------------
+    def fit(self) -> None:
+        """Fit both plots to all the data, and follow it again as it grows."""
+        self._ranges.clear()
+        self._follow = True
+        self._update_ranges()
+
+    def _stop_following(self, *_: Any) -> None:
+        self._follow = False  # the user panned or zoomed: leave the view where they put it
+
+    def _clicked(self, event: Any) -> None:  # noqa: ANN401 - pyqtgraph's MouseClickEvent
+        if event.double():
+            self.fit()
+
+    def _update_ranges(self) -> None:
+        """Set the ranges the data needs; most calls find the data inside and change none.
+
+        Only a range that changes is set (and the view's transform updated at once, not in
+        the next paint), so an unchanged range costs no axis re-render and no extra paint.
+        """
+        if not self._follow:
+            return
+        changed = False
+        for plot, key, rng in (
+            (self.loss_plot, "x", self._x_range(self._ranges.get("x"))),
+            (self.loss_plot, "loss", self._loss_range(self._ranges.get("loss"))),
+            (self.acc_plot, "acc", self._acc_range(self._ranges.get("acc"))),
+        ):
+            if self._ranges.get(key) != rng:
+                self._ranges[key] = rng
+                if key == "x":
+                    plot.setXRange(*rng, padding=0)
+                else:
+                    plot.setYRange(*rng, padding=0)
+                changed = True
+        if changed:
+            for plot in (self.loss_plot, self.acc_plot):
+                plot.vb.updateMatrix()
+
+    def _last_step(self) -> float:
+        last = self._x[self._n - 1] if self._n else 0.0
+        return max(last, self._epochs[-1][0]) if self._epochs else last
+
+    def _x_range(self, current: tuple[float, float] | None) -> tuple[float, float]:
+        """From step 0; grows in chunks to 1.5x the last step, a fit leaves 2% spare."""
+        last = self._last_step()
+        if current is None:
+            top = max(EMPTY_STEPS[1], 1.02 * last)
+        elif last > current[1]:
+            top = X_GROWTH * last
+        else:
+            return current
+        return (-0.02 * top, top)
+
+    def _loss_range(self, current: tuple[float, float] | None) -> tuple[float, float]:
+        """The losses' span (on the log axis, their decades), refitted only when a loss
+        falls outside, with room below for the loss to fall: a handful of refits a run."""
+        lo, hi, low_positive = self._bounds
+        e_lo, e_hi, e_low_positive = self._epoch_bounds[:3]
+        lo, hi, low_positive = min(lo, e_lo), max(hi, e_hi), min(low_positive, e_low_positive)
+        if self.log_scale.isChecked():
+            if not math.isfinite(low_positive):
+                return current or EMPTY_LOG_LOSS
+            lo, hi = math.log10(low_positive), math.log10(hi)
+            min_span, floor = 0.3, -math.inf
+        else:
+            if not math.isfinite(lo):
+                return current or EMPTY_LOSS
+            min_span, floor = 0.25 * abs(hi), 0.0 if lo >= 0 else -math.inf
+        placeholder = current in (None, EMPTY_LOSS, EMPTY_LOG_LOSS)
+        if not placeholder and current[0] <= lo and hi <= current[1]:
+            return current
+        span = max(hi - lo, min_span, 1e-6)
+        top = hi + 0.05 * span
+        bottom = lo - LOW_ROOM * span
+        if bottom < floor:  # a loss is never negative: stop just below zero
+            bottom = floor - 0.05 * (top - floor)
+        return (bottom, top)
+
+    def _acc_range(self, current: tuple[float, float] | None) -> tuple[float, float]:
+        """The accuracies' span (percent), refitted when an epoch's falls outside."""
+        lo, hi = self._epoch_bounds[3:]
+        if not math.isfinite(lo):
+            return current or EMPTY_ACC
+        if current not in (None, EMPTY_ACC) and current[0] <= lo and hi <= current[1]:
+            return current
+        pad = max(3.0, 0.1 * (hi - lo))
+        return (lo - pad if lo - pad > 0 else EMPTY_ACC[0], min(EMPTY_ACC[1], hi + pad))
 
     # ----- drawing -----------------------------------------------------------------------
     def set_log_scale(self, on: bool) -> None:
@@ -255,7 +389,17 @@ class LossPanel(Panel):
         if self.log_scale.isChecked() != on:
             self.log_scale.setChecked(on)  # comes back here through toggled
             return
+        steps = self.loss_plot.vb.viewRange()[0]
         self.loss_plot.setLogMode(y=on)
+        # setLogMode turns auto-range on, and turning it off auto-ranges once: put the
+        # step range back, and refit the loss (its old range is in the other axis's units)
+        # whether the view follows the data or not.
+        self.loss_plot.disableAutoRange()
+        rng = self._loss_range(None)
+        self._ranges["loss"] = rng
+        self.loss_plot.setRange(xRange=steps, yRange=rng, padding=0)
+        for plot in (self.loss_plot, self.acc_plot):
+            plot.vb.updateMatrix()
 
     def redraw(self) -> None:
         n, epochs = self._n, len(self._epochs)
@@ -268,6 +412,14 @@ class LossPanel(Panel):
             for curve, col, scale in self._epoch_columns:
                 keep = np.isfinite(table[:, col])
                 curve.setData(table[keep, 0], table[keep, col] * scale)
+            loss = _merge_bounds((math.inf, -math.inf, math.inf), table[:, 1:3].ravel())
+            acc = 100.0 * table[:, 3:5]
+            acc = acc[np.isfinite(acc)]
+            self._epoch_bounds = (
+                *loss,
+                float(acc.min()) if len(acc) else math.inf,
+                float(acc.max()) if len(acc) else -math.inf,
+            )
         for step, name, value in self._changes[len(self.markers) :]:
             pen = pg.mkPen(CHANGE_COLOUR, width=1, style=Qt.PenStyle.DashLine)
             label, opts = _change_label(name, value), {"position": 0.92, "color": CHANGE_COLOUR}
@@ -275,6 +427,7 @@ class LossPanel(Panel):
             self.loss_plot.addItem(line, ignoreBounds=True)
             self.markers.append(line)
         self._drawn = (n, epochs)
+        self._update_ranges()
         self.empty_label.setVisible(n == 0 and epochs == 0)
 
     def show_values_at(self, step: float) -> str:
@@ -343,9 +496,7 @@ class LossPanel(Panel):
             line.setPen(pg.mkPen(dim, width=1))
         dark = bg.lightness() < 128
         self.smooth_curve.setPen(pg.mkPen(SMOOTH_ON_DARK if dark else SMOOTH_ON_LIGHT, width=1))
-        self.legend.setLabelTextColor(fg)
-        for _, label in self.legend.items:
-            label.setText(label.text)  # setLabelTextColor alone leaves the old colour drawn
+        self.legend.setText(_legend_html(bg, SMOOTH_ON_DARK if dark else SMOOTH_ON_LIGHT))
         hint = [0.45 * f + 0.55 * b for f, b in zip(fg.getRgbF(), bg.getRgbF(), strict=True)]
         self.empty_label.setStyleSheet(f"color: {QColor.fromRgbF(*hint).name()}; font-size: 13pt;")
 
@@ -354,3 +505,39 @@ def _epoch_row(e: dict[str, Any]) -> tuple[float, ...]:
     """An epoch's (step, train loss, val loss, train acc, val acc); NaN where none."""
     keys = ("step", "train_loss", "val_loss", "train_accuracy", "val_accuracy")
     return tuple(math.nan if e.get(k) is None else float(e[k]) for k in keys)
+
+
+def _merge_bounds(
+    bounds: tuple[float, float, float], values: np.ndarray
+) -> tuple[float, float, float]:
+    """(lowest, highest, lowest above zero) of ``bounds`` and the finite ``values``."""
+    finite = values[np.isfinite(values)]
+    if not len(finite):
+        return bounds
+    positive = finite[finite > 0]
+    lo, hi, low_positive = bounds
+    return (
+        min(lo, float(finite.min())),
+        max(hi, float(finite.max())),
+        min(low_positive, float(positive.min())) if len(positive) else low_positive,
+    )
+
+
+def _legend_html(background: QColor, smooth: QColor) -> str:
+    """The legend's rich text: each curve's colour and mark, then its name."""
+    raw = QColor.fromRgbF(
+        *(
+            RAW_COLOUR.alphaF() * c + (1 - RAW_COLOUR.alphaF()) * b
+            for c, b in zip(RAW_COLOUR.getRgbF()[:3], background.getRgbF()[:3], strict=True)
+        )
+    )  # the translucent raw line as it looks over the background
+    entries = (
+        (raw, "\u2501\u2501", "train loss per step"),
+        (smooth, "\u2501\u2501", "smoothed"),
+        (TRAIN_COLOUR, "\u2500\u25a0\u2500", "train, epoch mean"),
+        (VAL_COLOUR, "\u2500\u25cf\u2500", "validation"),
+    )
+    return "&nbsp;&nbsp;&nbsp;&nbsp;".join(
+        f'<span style="color:{colour.name()}">{mark}</span>&nbsp;{name}'
+        for colour, mark, name in entries
+    )
