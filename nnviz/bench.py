@@ -305,6 +305,8 @@ def run_bench(quick: bool = False, log: Log | None = None) -> dict[str, Any]:
     def log(message: str) -> None:  # with the peak RSS so far, to see what raises it
         say(f"{message} (peak RSS so far {_peak_rss_mb():.0f} MB)")
 
+    from nnviz.qt.app import GIL_SWITCH_INTERVAL_S
+
     plan = _plan(quick)
     machine = machine_info()
 
@@ -327,7 +329,7 @@ def run_bench(quick: bool = False, log: Log | None = None) -> dict[str, Any]:
                         measure_bare_throughput(name, data, plan["warmup_s"], plan["period_s"])
                     )
                     log(f"{name}: in the app, run {i + 1}…")
-                    sys.setswitchinterval(0.001)  # what run_app sets
+                    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)  # what run_app sets
                     _load_preset(window, name)
                     app.append(measure_app_throughput(window, plan["warmup_s"], plan["period_s"]))
                 b, a = statistics.median(bare), statistics.median(app)
