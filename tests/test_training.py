@@ -179,3 +179,18 @@ def test_bad_config_is_a_clear_error():
         TrainConfig(optimizer="rmsprop")
     with pytest.raises(NnvizError, match="learning rate"):
         TrainConfig(lr=-1)
+
+
+def test_a_single_step_while_paused_is_published_at_once(small_mnist):
+    trainer = _trainer(small_mnist, epochs=1000, snapshot_interval_s=3600)
+    trainer.pause()
+    thread = threading.Thread(target=trainer.run)
+    thread.start()
+    try:
+        assert _wait(lambda: trainer.status == "paused")
+        for expected in (1, 2):
+            trainer.step_once()
+            assert _wait(lambda e=expected: trainer.latest_snapshot().step == e)
+    finally:
+        trainer.stop()
+        thread.join(5)

@@ -314,7 +314,8 @@ class Trainer:
                     self.history.accuracy.append(report.accuracy)
                     self._emit(report)
                     now = time.perf_counter()
-                    if now - last_publish >= cfg.snapshot_interval_s:
+                    # A single step taken while paused is always shown at once.
+                    if self.paused or now - last_publish >= cfg.snapshot_interval_s:
                         self._publish_snapshot(step, epoch, report)
                         last_publish = now
                     yield report
