@@ -45,3 +45,16 @@ def test_core_and_cli_import_without_qt():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_package_in_the_tree_is_installed():
+    """A subpackage missing from pyproject's list works from the checkout but not installed."""
+    import tomllib
+
+    listed = set(
+        tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    )
+    found = {
+        ".".join(p.relative_to(ROOT).parent.parts) for p in (ROOT / "nnviz").rglob("__init__.py")
+    }
+    assert found <= listed, sorted(found - listed)

@@ -9,6 +9,7 @@ import pyqtgraph as pg
 import pytest
 import torch
 from PySide6.QtCore import QPoint, Qt
+from PySide6.QtGui import QColor, QPalette
 
 from nnviz.core.data import load_splits
 from nnviz.core.modelfile import load_model
@@ -322,3 +323,20 @@ def test_hover_over_a_feature_map_with_the_mouse(shown, data, qtbot):
     qtbot.mouseMove(panel.graphics.viewport(), QPoint(where.x(), where.y()))
     qtbot.waitUntil(lambda: "channel 2" in panel.readout.text(), timeout=2000)
     assert "conv1" in panel.readout.text()
+
+
+def test_dark_palette_and_real_weight_values_on_the_colour_bar(shown, data):
+    s = _session(LENET, data)
+    filters, maps = shown(FiltersPanel, s), shown(FeatureMapsPanel, s)
+    dark = QPalette(filters.palette())
+    dark.setColor(QPalette.ColorRole.Base, QColor(30, 30, 34))
+    dark.setColor(QPalette.ColorRole.WindowText, QColor(225, 225, 228))
+    for panel in (filters, maps):
+        panel.setPalette(dark)
+        panel.mark_stale()
+        panel.refresh()
+        assert panel.graphics.backgroundBrush().color() == QColor(30, 30, 34)
+    assert filters.colour_bar.axis.textPen().color() == QColor(225, 225, 228)
+    # Weights below 1 are labelled as they are, not as thousandths.
+    assert filters.colour_bar.axis.autoSIPrefixScale == 1.0
+    assert maps.layers["conv1"].bar.axis.autoSIPrefixScale == 1.0

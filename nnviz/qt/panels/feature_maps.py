@@ -186,7 +186,10 @@ def apply_palette(
     for axis in [*axes, *(bar.axis for bar in bars)]:
         axis.setPen(fg)
         axis.setTextPen(fg)
-        axis.enableAutoSIPrefix(False)  # "weight (x0.001)" would hide the real values
+        # No SI scaling ("weight (x0.001)", or ticks of 250 for 0.25): the real values.
+        # (pyqtgraph 0.14 still scales with auto SI off, unless no range enables it.)
+        axis.setSIPrefixEnableRanges(())
+        axis.enableAutoSIPrefix(False)
     hint = [0.45 * f + 0.55 * b for f, b in zip(fg.getRgbF(), bg.getRgbF(), strict=True)]
     message.setStyleSheet(f"color: {QColor.fromRgbF(*hint).name()}; font-size: 13pt;")
     return fg
