@@ -93,6 +93,9 @@ def _one_startup(env: dict[str, str], timeout_s: float) -> float:
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         env=env,
+        # `-m` puts the working directory on sys.path; a source checkout there would
+        # shadow the installed package.
+        cwd=tempfile.gettempdir(),
         text=True,
     )
     killer = threading.Timer(timeout_s, child.kill)

@@ -214,6 +214,7 @@ def test_screenshot_command(tmp_path):
     out = tmp_path / "shot.png"
     result = subprocess.run(
         [sys.executable, "-m", "nnviz", "gui", "--screenshot", str(out)],
+        cwd=tmp_path,  # like a user anywhere: not the checkout, whose nnviz/ would shadow
         capture_output=True,
         text=True,
         timeout=120,

@@ -197,11 +197,16 @@ def test_clicking_a_filter_enlarges_it_with_its_bias(shown, data, qtbot):
     np.testing.assert_array_equal(panel.detail_image.image, w2[11, 4])
     assert f"bias {b2[11]:+.4f}" in panel.detail_label.text()
     # The mouse over a tile reads out the weight there.
-    over = panel.graphics.mapFromScene(vb.mapViewToScene(panel.tile_centre(12, 1)))
-    qtbot.mouseMove(panel.graphics.viewport(), over)
     value = f"{w2[12, 1, 2, 2]:+.4f}"
-    qtbot.waitUntil(lambda: "filter 12" in panel.readout.text(), timeout=2000)
-    assert f"in-channel 1 \u00b7 row 2, col 2 \u00b7 weight {value}" in panel.readout.text()
+    expected = f"in-channel 1 \u00b7 row 2, col 2 \u00b7 weight {value}"
+
+    def hover_reads_the_centre():
+        # Map again each time: the enlarged filter appearing may still move the layout.
+        over = panel.graphics.mapFromScene(vb.mapViewToScene(panel.tile_centre(12, 1)))
+        qtbot.mouseMove(panel.graphics.viewport(), over)
+        return "filter 12" in panel.readout.text() and expected in panel.readout.text()
+
+    qtbot.waitUntil(hover_reads_the_centre, timeout=3000)
 
 
 def test_filters_follow_training_live(shown, data):
