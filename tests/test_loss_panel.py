@@ -243,6 +243,7 @@ def test_dark_palette_changes_the_background(panel):
     dark.setColor(QPalette.ColorRole.Base, QColor(30, 30, 34))
     dark.setColor(QPalette.ColorRole.WindowText, QColor(225, 225, 228))
     panel.setPalette(dark)
+    assert panel.refresh()  # a new theme is taken at the next redraw
     assert panel.graphics.backgroundBrush().color() == QColor(30, 30, 34)
     assert panel.loss_plot.getAxis("left").textPen().color() == QColor(225, 225, 228)
     assert panel.smooth_curve.opts["pen"].color().lightness() > 150  # a light line on dark

@@ -325,6 +325,7 @@ def test_dark_palette_changes_background_and_unlit_cells(qtbot, data):
     dark.setColor(QPalette.ColorRole.Base, QColor(30, 30, 34))
     dark.setColor(QPalette.ColorRole.WindowText, QColor(225, 225, 228))
     panel.setPalette(dark)
+    assert panel.refresh()  # a new theme is taken at the next redraw
     assert panel.graphics.backgroundBrush().color() == QColor(30, 30, 34)
     off = panel._positive_lut[0]
     assert off.mean() < 80 < light_off.mean()  # an unlit cell stays dark on dark

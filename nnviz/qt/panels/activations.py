@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, QPointF, QRectF, QSize, Qt, Signal
+from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QLabel, QSizePolicy, QStackedLayout, QVBoxLayout, QWidget
 
@@ -359,11 +359,9 @@ class ActivationsPanel(Panel):
                 self.unit_clicked.emit(*cell)
 
     # ----- theme -------------------------------------------------------------------------
-    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 (Qt)
-        super().changeEvent(event)
-        if event.type() == QEvent.Type.PaletteChange:
-            self._apply_palette()
-            self.mark_stale()
+    def palette_changed(self) -> None:
+        self._apply_palette()
+        self.mark_stale()
 
     def _apply_palette(self) -> None:
         """Cells light up from the background's own shade, so both themes read well."""

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, Qt
 from PySide6.QtWidgets import QWidget
 
 from nnviz.state import Session
@@ -35,6 +35,7 @@ class Panel(QWidget):
         super().__init__(parent)
         self.session = session
         self._stale = True
+        self._palette_changed = False
         self._last_redraw = 0.0
         self._connections: list[tuple[Any, Callable]] = []
 
@@ -66,8 +67,22 @@ class Panel(QWidget):
             return False
         self._stale = False
         self._last_redraw = now
+        if self._palette_changed:
+            self._palette_changed = False
+            self.palette_changed()
         self.redraw()
         return True
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt's name
+        # A new theme is taken at the next redraw: the panel is fully built by then
+        # (palette events also arrive during construction), and a hidden panel waits.
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange:
+            self._palette_changed = True
+            self.mark_stale()
+
+    def palette_changed(self) -> None:
+        """Take the colours of a new theme (from ``self.palette()``); called before a redraw."""
 
     def redraw(self) -> None:
         """Draw the latest state; called on the GUI thread, at most 30 times a second."""

@@ -389,11 +389,9 @@ class NetworkDiagramPanel(Panel):
         super().leaveEvent(event)
 
     # ----- theme ---------------------------------------------------------------------------
-    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt's name
-        super().changeEvent(event)
-        if event.type() == QEvent.Type.PaletteChange and hasattr(self, "graphics"):
-            self._apply_palette()
-            self._model_changed()  # every item takes the new colours
+    def palette_changed(self) -> None:
+        self._apply_palette()
+        self._model_changed()  # every item takes the new colours
 
     def _apply_palette(self) -> None:
         """Ink (the digit, lit neurons, text) in the text colour on the base colour."""

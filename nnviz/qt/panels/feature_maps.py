@@ -414,10 +414,8 @@ class FeatureMapsPanel(Panel):
         super().leaveEvent(event)
 
     # ----- theme -------------------------------------------------------------------------
-    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt's name
-        super().changeEvent(event)
-        if event.type() == QEvent.Type.PaletteChange and hasattr(self, "message"):
-            self._apply_palette()
+    def palette_changed(self) -> None:
+        self._apply_palette()
 
     def _apply_palette(self) -> None:
         layers = list(self.layers.values())

@@ -476,10 +476,8 @@ class LossPanel(Panel):
         self._hide_values()
         super().leaveEvent(event)
 
-    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt's name
-        super().changeEvent(event)
-        if event.type() == QEvent.Type.PaletteChange and hasattr(self, "graphics"):
-            self._apply_palette()
+    def palette_changed(self) -> None:
+        self._apply_palette()
 
     def _apply_palette(self) -> None:
         """Background and text from the widget palette, so both themes read well."""
