@@ -8,7 +8,8 @@ A benchmark, not a test: one run on this machine, figures beside their targets.
   steps are counted over a fixed period. Bare and app runs are interleaved.
 - event_loop: lateness of a 5 ms single-shot heartbeat, re-armed every tick, while
   lenet trains at full speed in the app (a repeating timer would hide delays).
-- startup_s: ``python -m nnviz gui`` in a fresh process until the window is shown
+- startup_s: ``python -m nnviz gui`` in a fresh process until the window is shown;
+  startup_ready_s: until the sample model is open in it too
   (``NNVIZ_EXIT_WHEN_SHOWN`` makes the app say so and exit).
 - peak_rss_mb: peak RSS of this process, which hosted the app, the bare trainers and
   the data for the measurements above (not the start-up child processes).
@@ -36,6 +37,7 @@ MODELS = ("mlp-3b1b", "lenet")
 BATCH_SIZE = 64
 HEARTBEAT_MS = 5
 SHOWN_LINE = "nnviz-shown"
+READY_LINE = "nnviz-ready"
 
 # name -> (how to read it from the result, comparison, limit, unit)
 TARGETS: dict[str, tuple[tuple[str, ...], str, float, str]] = {
@@ -70,8 +72,9 @@ def _train_config(epochs: int = 1000) -> Any:  # noqa: ANN401 - TrainConfig, imp
 
 
 # ----- start-up -------------------------------------------------------------------------
-def measure_startup(runs: int = 1, timeout_s: float = 60.0) -> float:
-    """Median seconds from spawning ``python -m nnviz gui`` to the window being shown."""
+def measure_startup(runs: int = 1, timeout_s: float = 60.0) -> tuple[float, float]:
+    """Median seconds from spawning ``python -m nnviz gui`` to the window being shown, and
+    to the sample model being open in it."""
     times = []
     with tempfile.TemporaryDirectory(prefix="nnviz-bench-") as config_home:
         env = {
@@ -83,10 +86,10 @@ def measure_startup(runs: int = 1, timeout_s: float = 60.0) -> float:
         }
         for _ in range(runs):
             times.append(_one_startup(env, timeout_s))
-    return statistics.median(times)
+    return statistics.median(t[0] for t in times), statistics.median(t[1] for t in times)
 
 
-def _one_startup(env: dict[str, str], timeout_s: float) -> float:
+def _one_startup(env: dict[str, str], timeout_s: float) -> tuple[float, float]:
     start = time.perf_counter()
     child = subprocess.Popen(
         [sys.executable, "-m", "nnviz", "gui"],
@@ -101,11 +104,13 @@ def _one_startup(env: dict[str, str], timeout_s: float) -> float:
     killer = threading.Timer(timeout_s, child.kill)
     killer.start()
     try:
+        seen: dict[str, float] = {}
         for line in child.stdout or ():
-            if line.strip() == SHOWN_LINE:
-                elapsed = time.perf_counter() - start
+            if line.strip() in (SHOWN_LINE, READY_LINE):
+                seen[line.strip()] = time.perf_counter() - start
+            if READY_LINE in seen:
                 break
-        else:
+        if SHOWN_LINE not in seen or READY_LINE not in seen:
             raise RuntimeError(f"the app exited (code {child.wait()}) without showing its window")
         child.stdout.read()
         code = child.wait()
@@ -116,7 +121,7 @@ def _one_startup(env: dict[str, str], timeout_s: float) -> float:
             child.wait()
     if code != 0:
         raise RuntimeError(f"the app showed its window but exited with code {code}")
-    return elapsed
+    return seen[SHOWN_LINE], seen[READY_LINE]
 
 
 # ----- the app, hosted in this process --------------------------------------------------
@@ -314,7 +319,7 @@ def run_bench(quick: bool = False, log: Log | None = None) -> dict[str, Any]:
     machine = machine_info()
 
     log(f"start-up ({plan['startup_runs']} run(s))…")
-    startup = measure_startup(plan["startup_runs"])
+    startup, ready = measure_startup(plan["startup_runs"])
 
     overhead: dict[str, dict[str, float]] = {}
     default_interval = sys.getswitchinterval()
@@ -350,6 +355,7 @@ def run_bench(quick: bool = False, log: Log | None = None) -> dict[str, Any]:
         "train_overhead": overhead,
         "event_loop": heartbeat,
         "startup_s": startup,
+        "startup_ready_s": ready,
         "peak_rss_mb": _peak_rss_mb(),
         "machine": machine,
         "quick": quick,
@@ -393,6 +399,8 @@ def format_report(result: dict[str, Any]) -> str:
     row("event loop: p99", f"{ev['p99_ms']:.2f} ms late", "event-loop p99")
     row("event loop: max", f"{ev['max_ms']:.2f} ms late", "event-loop max")
     row("startup (command to window shown)", f"{result['startup_s']:.2f} s", "startup")
+    if "startup_ready_s" in result:
+        row("startup (command to sample model open)", f"{result['startup_ready_s']:.2f} s")
     row("peak RSS (app + bench process)", f"{result['peak_rss_mb']:.0f} MB", "peak RSS")
 
     m = result["machine"]
