@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
 )
 
 from nnviz.qt.panels.base import Panel
-from nnviz.qt.panels.feature_maps import (
+from nnviz.qt.panels.mosaic import (
     DIVERGING,
     Mosaic,
     apply_palette,
