@@ -42,6 +42,7 @@ from typing import Any
 import torch
 
 from nnviz.core.errors import ModelFileError
+from nnviz.core.files import read_model_bytes
 
 MAX_FILE_BYTES = 1 << 30  # more than any MNIST-sized model needs
 MAX_UNPACKED_BYTES = 2 << 30  # guards against zip bombs
@@ -186,17 +187,7 @@ def scan_member(data: bytes, where: str, name: str, torchscript: bool) -> None:
 def read_members(path: Path) -> tuple[bytes, zipfile.ZipFile, dict[str, zipfile.ZipInfo]]:
     """The file's bytes, its zip, and its members by name without the archive's root folder."""
     name = path.name
-    try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise ModelFileError(f"{name} is too large for a model nnviz can show ({size} bytes)")
-        data = path.read_bytes()
-    except FileNotFoundError as exc:
-        raise ModelFileError(f"{name}: no such file ({path})") from exc
-    except OSError as exc:
-        raise ModelFileError(f"cannot read {name}: {exc.strerror or exc}") from exc
-    if not data:
-        raise ModelFileError(f"{name} is empty (0 bytes)")
+    data = read_model_bytes(path, MAX_FILE_BYTES)
     if not data.startswith(b"PK"):
         if data.startswith(PICKLE_PROTO):
             raise ModelFileError(

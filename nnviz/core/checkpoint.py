@@ -36,6 +36,7 @@ from safetensors.torch import save as st_save
 
 import nnviz
 from nnviz.core.errors import ModelFileError, SpecError
+from nnviz.core.files import read_model_bytes
 from nnviz.core.models import ArchSpec, build_model
 
 FORMAT_NAME = "nnviz"
@@ -203,14 +204,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     """Read a ``.nnviz`` file, checking that its weights fit its architecture."""
     path = Path(path)
     name = path.name
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError as exc:
-        raise ModelFileError(f"{name}: no such file ({path})") from exc
-    except OSError as exc:
-        raise ModelFileError(f"cannot read {name}: {exc.strerror or exc}") from exc
-    if not data:
-        raise ModelFileError(f"{name} is empty (0 bytes)")
+    data = read_model_bytes(path)
 
     header = _read_header(data, name)
     raw_meta = (header.get("__metadata__") or {}).get(METADATA_KEY)
