@@ -138,3 +138,19 @@ def file_server():
     yield start
     for srv in servers:
         srv.close()
+
+
+@pytest.fixture(scope="module")
+def data():
+    """Real MNIST for the panel tests: 500 digits to train on, 100 validation, 500 test."""
+    from nnviz.core.data import load_splits
+
+    return load_splits("mnist", n_val=100, limit=500)
+
+
+@pytest.fixture
+def row_major_images():
+    """Image panels expect row-major arrays, as the app sets at start-up."""
+    import pyqtgraph as pg
+
+    pg.setConfigOptions(imageAxisOrder="row-major")

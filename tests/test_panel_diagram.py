@@ -13,7 +13,6 @@ import torch
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QColor, QPalette
 
-from nnviz.core.data import load_splits
 from nnviz.core.modelfile import load_model
 from nnviz.core.snapshot import Snapshot, frozen_copy
 from nnviz.qt.panels.diagram import CNN_MESSAGE, EDGE_REBUILD_S, NetworkDiagramPanel
@@ -23,11 +22,6 @@ from nnviz.state import Session
 SAMPLE = importlib.resources.files("nnviz.sample_models") / "mlp-3b1b.nnviz"
 DENSE = {"fc1": "sigmoid1", "fc2": "sigmoid2"}  # dense layer -> the activation that lights it
 PAIRS = [("input", "fc1"), ("fc1", "fc2"), ("fc2", "output")]
-
-
-@pytest.fixture(scope="module")
-def data():
-    return load_splits("mnist", n_val=100, limit=500)
 
 
 @pytest.fixture(scope="module")

@@ -5,30 +5,20 @@ from __future__ import annotations
 import importlib.resources
 
 import numpy as np
-import pyqtgraph as pg
 import pytest
 import torch
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QColor, QPalette
 
-from nnviz.core.data import load_splits
 from nnviz.core.modelfile import load_model
 from nnviz.core.training import TrainConfig, Trainer
 from nnviz.qt.panels.feature_maps import FeatureMapsPanel
 from nnviz.qt.panels.filters import FiltersPanel
 from nnviz.state import Session
 
+pytestmark = pytest.mark.usefixtures("row_major_images")
+
 LENET = str(importlib.resources.files("nnviz.sample_models") / "lenet.nnviz")
-
-
-@pytest.fixture(autouse=True)
-def _row_major():
-    pg.setConfigOptions(imageAxisOrder="row-major")
-
-
-@pytest.fixture(scope="module")
-def data():
-    return load_splits("mnist", n_val=100, limit=500)
 
 
 @pytest.fixture(scope="module")

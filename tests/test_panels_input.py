@@ -6,13 +6,12 @@ import importlib.resources
 import json
 
 import numpy as np
-import pyqtgraph as pg
 import pytest
 import torch
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QColor, QPalette
 
-from nnviz.core.data import DataSplits, load_splits
+from nnviz.core.data import DataSplits
 from nnviz.core.inspect import summarize
 from nnviz.core.modelfile import load_model
 from nnviz.core.training import TrainConfig, Trainer
@@ -23,15 +22,7 @@ from nnviz.state import Session
 
 SAMPLES = importlib.resources.files("nnviz.sample_models")
 
-
-@pytest.fixture(autouse=True)
-def _row_major():
-    pg.setConfigOptions(imageAxisOrder="row-major")
-
-
-@pytest.fixture(scope="module")
-def data():
-    return load_splits("mnist", n_val=100, limit=500)
+pytestmark = pytest.mark.usefixtures("row_major_images")
 
 
 @pytest.fixture(scope="module")

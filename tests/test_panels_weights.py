@@ -12,13 +12,11 @@ import json
 import time
 
 import numpy as np
-import pyqtgraph as pg
 import pytest
 import torch
 from PySide6.QtCore import QPointF, Qt
 from torch import nn
 
-from nnviz.core.data import load_splits
 from nnviz.core.dense import dense_layers, image_reading_layer
 from nnviz.core.modelfile import load_model
 from nnviz.core.snapshot import Snapshot
@@ -27,15 +25,7 @@ from nnviz.qt.panels.receptive_fields import NEEDS_DENSE, ReceptiveFieldsPanel
 from nnviz.qt.panels.weights import ALL_LAYERS, WeightsPanel
 from nnviz.state import Session
 
-
-@pytest.fixture(autouse=True)
-def _row_major():
-    pg.setConfigOptions(imageAxisOrder="row-major")
-
-
-@pytest.fixture(scope="module")
-def data():
-    return load_splits("mnist", n_val=100, limit=500)
+pytestmark = pytest.mark.usefixtures("row_major_images")
 
 
 def sample(name: str) -> str:
