@@ -121,12 +121,14 @@ def run_app(model: str | None = None, screenshot: str | None = None) -> int:
             open_first_model(window, model)
             print("nnviz-ready", flush=True)
             window.session.set_dirty(False)
-            window.close()  # closed, not just abandoned: its items must go before the app
+            window.close()
             app.exit(0)
 
         QTimer.singleShot(0, lambda: print("nnviz-shown", flush=True))
         QTimer.singleShot(0, ready)
-        return app.exec()
+        code = app.exec()
+        close_down(window)
+        return code
     warm_up: list[threading.Thread] = []
     QTimer.singleShot(0, lambda: open_first_model(window, model))
     QTimer.singleShot(0, lambda: warm_up.append(finish_start_up(window)))
@@ -145,4 +147,20 @@ def run_app(model: str | None = None, screenshot: str | None = None) -> int:
     code = app.exec()
     for thread in warm_up:  # never leave an import running into interpreter shutdown
         thread.join(10)
+    close_down(window)
     return code
+
+
+def close_down(window) -> None:  # noqa: ANN001
+    """Destroy the window and its pyqtgraph items while the QApplication still exists.
+
+    Left to interpreter shutdown (they sit in reference cycles that ``gc.freeze`` put
+    out of the collector's reach), they can be destroyed after the application, which
+    crashes the process on its way out.
+    """
+    import shiboken6
+
+    gc.unfreeze()
+    if shiboken6.isValid(window):
+        shiboken6.delete(window)
+    gc.collect()
