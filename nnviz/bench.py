@@ -8,8 +8,9 @@ A benchmark, not a test: one run on this machine, figures beside their targets.
   steps are counted over a fixed period. Bare and app runs are interleaved.
 - event_loop: lateness of a 5 ms single-shot heartbeat, re-armed every tick, while
   lenet trains at full speed in the app (a repeating timer would hide delays).
-- startup_s: ``python -m nnviz gui`` in a fresh process until the window is shown;
-  startup_ready_s: until the sample model is open in it too
+- startup_s: ``python -m nnviz gui`` in a fresh process until the window is shown
+  (it comes up with Qt alone, its menus and a "Loading" line; torch imports behind it);
+  startup_ready_s: until the panels and the sample model are in it too
   (``NNVIZ_EXIT_WHEN_SHOWN`` makes the app say so and exit).
 - peak_rss_mb: peak RSS of this process, which hosted the app, the bare trainers and
   the data for the measurements above (not the start-up child processes).

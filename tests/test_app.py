@@ -139,6 +139,34 @@ def test_bad_model_file_shows_an_error_and_the_app_still_works(window, qtbot, tm
     )
 
 
+def test_an_error_message_takes_room_in_the_window_until_dismissed(window, qtbot):
+    window.show_error("something went wrong")
+    qtbot.waitUntil(lambda: window.banner.height() > 10, timeout=2000)
+    assert window.banner.visibleRegion().boundingRect().height() > 10  # not squeezed to 0
+    window.banner.hide()
+    qtbot.waitUntil(lambda: window.centralWidget().height() == 0, timeout=2000)
+
+
+def test_the_window_shows_before_torch_is_imported(tmp_path):
+    # The shell is what a person sees within a fraction of a second of `nnviz`; torch
+    # (over a second to import) comes after it is on screen.
+    script = (
+        "import sys\n"
+        "from nnviz.qt.app import create_shell\n"
+        "app, window = create_shell(remember_layout=False)\n"
+        "window.show()\n"
+        "app.processEvents()\n"
+        "assert window.isVisible()\n"
+        "assert not window.act_train.isEnabled()\n"
+        "print(sorted(m for m in ('torch', 'pyqtgraph', 'numpy') if m in sys.modules))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
 def test_save_and_reopen_keeps_weights_and_history(window, qtbot, tmp_path):
     window.documents.new_from_preset("mlp-3b1b")
     window.train()

@@ -28,30 +28,50 @@ def create_window(  # noqa: ANN201 - Qt types are imported lazily
 ):
     """A QApplication (reused if one exists) and a main window with a model loaded.
 
-    With ``open_model=False`` the window comes back empty and ``open_first_model``
-    fills it: ``run_app`` shows the window first and opens the model right after.
+    With ``open_model=False`` the window comes back without a model and
+    ``open_first_model`` fills it.
     """
-    import pyqtgraph as pg
-    import torch
+    app, window = create_shell(remember_layout=remember_layout)
+    attach(window)
+    if open_model:
+        open_first_model(window, model)
+    return app, window
+
+
+def create_shell(*, remember_layout: bool = True):  # noqa: ANN201
+    """The QApplication and the bare main window: Qt only, no torch (a few tenths of a second)."""
     from PySide6.QtWidgets import QApplication
 
     from nnviz.qt.main_window import MainWindow, app_settings
     from nnviz.qt.theme import apply_theme
 
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("nnviz")
+    app.setOrganizationName("nnviz")
+    apply_theme(app, str(app_settings().value("theme", "system")))
+    return app, MainWindow(remember_layout=remember_layout)
+
+
+def import_torch_side() -> None:
+    """torch and nnviz's Qt-free modules: the slow part of start-up (about a second),
+    which ``run_app`` does on a background thread while the window is on screen."""
+    import torch  # noqa: F401
+
+    import nnviz.core.modelfile
+    import nnviz.state  # noqa: F401
+
+
+def attach(window) -> None:  # noqa: ANN001
+    """Give the shown window its Session and panels (on the GUI thread)."""
+    import pyqtgraph as pg
+    import torch
+
     # The views run small forward passes on the GUI thread. With torch's default thread
     # pool those passes spun against the training thread for 50-100 ms on two cores;
     # one thread keeps each pass around a millisecond.
     torch.set_num_threads(1)
-    app = QApplication.instance() or QApplication(sys.argv[:1])
-    app.setApplicationName("nnviz")
-    app.setOrganizationName("nnviz")
     pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
-    apply_theme(app, str(app_settings().value("theme", "system")))
-    window = MainWindow(remember_layout=remember_layout)
-    window.documents.update_recent_menu()
-    if open_model:
-        open_first_model(window, model)
-    return app, window
+    window.attach()
 
 
 def open_first_model(window, model: str | None) -> None:  # noqa: ANN001
@@ -101,6 +121,9 @@ def finish_start_up(window) -> threading.Thread:  # noqa: ANN001
 def run_app(model: str | None = None, screenshot: str | None = None) -> int:
     """Open the main window; with ``screenshot``, render it to that PNG and exit.
 
+    The window goes on screen first, with Qt alone; torch imports on a background thread
+    meanwhile, and the panels, the model and the data fill the window once it is in.
+
     With the environment variable ``NNVIZ_EXIT_WHEN_SHOWN`` set, print ``nnviz-shown``
     once the shown window has had its first event-loop turn, ``nnviz-ready`` once the
     model is open in it, and exit 0 (``nnviz bench`` times start-up with it).
@@ -108,47 +131,64 @@ def run_app(model: str | None = None, screenshot: str | None = None) -> int:
     from PySide6.QtCore import QTimer
 
     # A shorter GIL switch interval keeps the window smooth beside the training thread
-    # (PITFALLS.md: heartbeat p99 5.4 ms -> 1.3 ms).
+    # (PITFALLS.md: heartbeat p99 5.4 ms -> 1.3 ms), and beside the torch import here.
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
-    # The window goes on screen first; the model, the data and the rest fill it on the
-    # next turns of the event loop (building every panel for a model takes ~0.15 s).
-    app, window = create_window(model, remember_layout=screenshot is None, open_model=False)
+    app, window = create_shell(remember_layout=screenshot is None)
     window.show()
-    if os.environ.get("NNVIZ_EXIT_WHEN_SHOWN"):
-        # For `nnviz bench` (start-up time): say when the shown window has had its first
-        # event-loop turn, and again once the model is open in it; then exit 0.
-        def ready() -> None:
-            open_first_model(window, model)
+    timing = bool(os.environ.get("NNVIZ_EXIT_WHEN_SHOWN"))
+    if timing:
+        QTimer.singleShot(0, lambda: print("nnviz-shown", flush=True))
+    failure: list[BaseException] = []
+
+    def import_in_background() -> None:
+        try:
+            import_torch_side()
+        except BaseException as exc:  # noqa: BLE001 - reported on the GUI thread
+            failure.append(exc)
+
+    importer = threading.Thread(target=import_in_background, name="nnviz-import", daemon=True)
+    threads = [importer]
+    poll = QTimer(window)
+    poll.setInterval(15)
+
+    def when_imported() -> None:
+        if importer.is_alive():
+            return
+        poll.stop()
+        if failure:
+            print(f"nnviz: error: cannot start: {failure[0]}", file=sys.stderr)
+            app.exit(1)
+            return
+        attach(window)
+        open_first_model(window, model)
+        if timing:
             print("nnviz-ready", flush=True)
             window.session.set_dirty(False)
             window.close()
             app.exit(0)
+            return
+        threads.append(finish_start_up(window))
+        if screenshot:
+            QTimer.singleShot(800, lambda: _save_screenshot(app, window, screenshot))
 
-        QTimer.singleShot(0, lambda: print("nnviz-shown", flush=True))
-        QTimer.singleShot(0, ready)
-        code = app.exec()
-        close_down(window)
-        return code
-    warm_up: list[threading.Thread] = []
-    QTimer.singleShot(0, lambda: open_first_model(window, model))
-    QTimer.singleShot(0, lambda: warm_up.append(finish_start_up(window)))
-    if screenshot:
-
-        def grab() -> None:
-            window.refresh_panels()
-            ok = window.grab().save(screenshot)
-            if not ok:
-                print(f"nnviz: error: cannot write {screenshot}", file=sys.stderr)
-            window.session.set_dirty(False)
-            window.close()
-            app.exit(0 if ok else 1)
-
-        QTimer.singleShot(800, grab)
+    poll.timeout.connect(when_imported)
+    importer.start()
+    poll.start()
     code = app.exec()
-    for thread in warm_up:  # never leave an import running into interpreter shutdown
+    for thread in threads:  # never leave an import running into interpreter shutdown
         thread.join(10)
     close_down(window)
     return code
+
+
+def _save_screenshot(app, window, path: str) -> None:  # noqa: ANN001
+    window.refresh_panels()
+    ok = window.grab().save(path)
+    if not ok:
+        print(f"nnviz: error: cannot write {path}", file=sys.stderr)
+    window.session.set_dirty(False)
+    window.close()
+    app.exit(0 if ok else 1)
 
 
 def close_down(window) -> None:  # noqa: ANN001

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QToolButton, QWidget
 
 
 class MessageBanner(QFrame):
+    shown_or_hidden = Signal(bool)  # the window makes room for it, or takes the room back
+
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("messageBanner")
@@ -28,6 +30,14 @@ class MessageBanner(QFrame):
         self.setStyleSheet(f"#messageBanner {{ background: {bg}; }} QLabel {{ color: {fg}; }}")
         self.label.setText(text)
         self.show()
+
+    def showEvent(self, event) -> None:  # noqa: ANN001, N802 - Qt override
+        super().showEvent(event)
+        self.shown_or_hidden.emit(True)
+
+    def hideEvent(self, event) -> None:  # noqa: ANN001, N802 - Qt override
+        super().hideEvent(event)
+        self.shown_or_hidden.emit(False)
 
     @property
     def text(self) -> str:

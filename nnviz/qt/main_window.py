@@ -1,17 +1,21 @@
 """The main window: panels in docks, menus, toolbar, status bar and the frame timer.
 
-The window owns the Session, the training runner and the panels. Panels are listed
-in ``PANELS`` with where they go; adding one is a new module with a ``Panel`` subclass
-and one line here.
+It comes up in two steps so that a person sees it at once. The window itself (menus,
+toolbar, a "Loading" line) needs only Qt and is shown first; ``attach`` then adds the
+Session, the training runner and the panels, which need torch (over a second to import).
+The panels and where they go are listed in ``nnviz.qt.panel_list``.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
     QDockWidget,
+    QLabel,
     QMainWindow,
     QMessageBox,
     QToolBar,
@@ -22,43 +26,20 @@ from PySide6.QtWidgets import (
 from nnviz.about import about_text
 from nnviz.core.errors import NnvizError
 from nnviz.qt.banner import MessageBanner
-from nnviz.qt.documents import Documents
-from nnviz.qt.panels.activations import ActivationsPanel
-from nnviz.qt.panels.base import Panel
-from nnviz.qt.panels.diagram import NetworkDiagramPanel
-from nnviz.qt.panels.feature_maps import FeatureMapsPanel
-from nnviz.qt.panels.filters import FiltersPanel
-from nnviz.qt.panels.input import InputPanel
-from nnviz.qt.panels.loss import LossPanel
-from nnviz.qt.panels.receptive_fields import ReceptiveFieldsPanel
-from nnviz.qt.panels.summary import SummaryPanel
-from nnviz.qt.panels.training import TrainingPanel
-from nnviz.qt.panels.weights import WeightsPanel
-from nnviz.qt.runner import TrainingRunner
-from nnviz.qt.status import TrainingStatusBar
 from nnviz.qt.theme import THEMES, apply_theme
-from nnviz.state import PAUSED, RUNNING, Session
+
+if TYPE_CHECKING:
+    from nnviz.qt.documents import Documents
+    from nnviz.qt.panels.base import Panel
+    from nnviz.qt.runner import TrainingRunner
+    from nnviz.state import Session
 
 FRAME_MS = 33  # panels redraw at most 30 times a second
 _LEFT = Qt.DockWidgetArea.LeftDockWidgetArea
 _RIGHT = Qt.DockWidgetArea.RightDockWidgetArea
 _TOP = Qt.DockWidgetArea.TopDockWidgetArea
 _BOTTOM = Qt.DockWidgetArea.BottomDockWidgetArea
-# (panel, dock area, tab group): panels of one group share a dock as tabs, the first
-# one in front. The left column holds the controls; the rest fill the window.
-PANELS: list[tuple[type[Panel], Qt.DockWidgetArea, str | None]] = [
-    (TrainingPanel, _LEFT, None),
-    (InputPanel, _LEFT, None),
-    (LossPanel, _TOP, "progress"),
-    (SummaryPanel, _TOP, "progress"),
-    (WeightsPanel, _TOP, "weights"),
-    (ReceptiveFieldsPanel, _TOP, "weights"),
-    (FiltersPanel, _TOP, "weights"),
-    (ActivationsPanel, _BOTTOM, "insides"),
-    (FeatureMapsPanel, _BOTTOM, "insides"),
-    (NetworkDiagramPanel, _BOTTOM, "insides"),
-]
-LAYOUT_VERSION = 3  # bump when PANELS change so an old saved layout is not restored
+_NO_LIMIT = 16777215  # QWIDGETSIZE_MAX
 
 
 def app_settings() -> QSettings:
@@ -68,46 +49,93 @@ def app_settings() -> QSettings:
 
 class MainWindow(QMainWindow):
     def __init__(self, session: Session | None = None, *, remember_layout: bool = True) -> None:
+        """The window without its panels; ``attach`` (or ``create_window``) adds them.
+
+        Passing a ``session`` attaches at once.
+        """
         super().__init__()
-        self.session = session or Session()
-        self.runner = TrainingRunner(self.session, self)
-        self.documents = Documents(self)
+        self.session: Session | None = None
+        self.runner: TrainingRunner | None = None
+        self.documents: Documents | None = None
+        self.panels: dict[str, Panel] = {}
+        self.docks: dict[str, QDockWidget] = {}
         self.setAcceptDrops(True)
         self.setDockNestingEnabled(True)
         self.banner = MessageBanner()
+        self.loading = QLabel("Loading PyTorch and the sample model…")
+        self.loading.setAlignment(Qt.AlignmentFlag.AlignCenter)
         central = QWidget()
         layout = QVBoxLayout(central)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.banner)
+        layout.addWidget(self.loading, 1)
         layout.addStretch(1)
         self.setCentralWidget(central)
-        central.setMaximumHeight(0)  # docks fill the window; the banner sits on top
-        self.status = TrainingStatusBar(self.session)
-        self.setStatusBar(self.status)
-
-        self.panels: dict[str, Panel] = {}
-        self.docks: dict[str, QDockWidget] = {}
-        self._lay_out_panels()
+        self.banner.shown_or_hidden.connect(lambda _: self._fit_central())
+        self.statusBar().showMessage("Starting…")
         self._build_actions()
         self._build_menus()
-        self._default_state = self.saveState(LAYOUT_VERSION)
-        self._wire()
         # A screenshot or benchmark run shows the default layout and leaves the user's alone.
         self.remember_layout = remember_layout
         if remember_layout:
-            self._restore_layout()
+            self._restore_geometry()
         else:
             self.resize(1600, 1000)
-        self.update_title()
-        self._update_actions()
-
+        self.setWindowTitle("nnviz")
+        for action in self._model_actions():
+            action.setEnabled(False)
         self._frame = QTimer(self)
         self._frame.setInterval(FRAME_MS)
         self._frame.timeout.connect(self.refresh_panels)
+        if session is not None:
+            self.attach(session)
+
+    def attach(self, session: Session | None = None) -> None:
+        """Add the Session, runner, panels and status bar: the window becomes the app."""
+        from nnviz.qt.documents import Documents
+        from nnviz.qt.panel_list import LAYOUT_VERSION
+        from nnviz.qt.runner import TrainingRunner
+        from nnviz.qt.status import TrainingStatusBar
+        from nnviz.state import Session
+
+        size = self.size()  # adding docks to a shown window would widen it to fit them
+        self.session = session or Session()
+        self.runner = TrainingRunner(self.session, self)
+        self.documents = Documents(self)
+        self.status = TrainingStatusBar(self.session)
+        self.setStatusBar(self.status)
+        self.loading.hide()
+        self._fit_central()
+        self._lay_out_panels()
+        self.resize(size)
+        self._fill_menus()
+        self._default_state = self.saveState(LAYOUT_VERSION)
+        self._wire()
+        if self.remember_layout:
+            self._restore_layout()
+        self.documents.update_recent_menu()
+        self.update_title()
+        self._update_actions()
         self._frame.start()
+
+    @property
+    def attached(self) -> bool:
+        return self.session is not None
+
+    def _fit_central(self) -> None:
+        """The docks fill the window; the central strip is only as tall as what it shows."""
+        central = self.centralWidget()
+        if self.loading.isVisibleTo(central):
+            central.setMaximumHeight(_NO_LIMIT)
+        elif self.banner.isVisibleTo(central):
+            central.setMaximumHeight(self.banner.sizeHint().height())
+        else:
+            central.setMaximumHeight(0)
 
     # ----- construction ------------------------------------------------------------------
     def _lay_out_panels(self) -> None:
+        from nnviz.qt.panel_list import PANELS
+
         # The left column (controls) runs the full height; the panels fill the rest.
         self.setCorner(Qt.Corner.BottomLeftCorner, _LEFT)
         self.setCorner(Qt.Corner.TopLeftCorner, _LEFT)
@@ -141,6 +169,8 @@ class MainWindow(QMainWindow):
 
     def tile_all_panels(self) -> None:
         """Every panel on screen at once, none behind a tab (for the benchmark)."""
+        from nnviz.qt.panel_list import PANELS
+
         docks = [self.docks[t.object_name] for t, area, _ in PANELS if area != _LEFT]
         for dock in docks:
             dock.setVisible(True)
@@ -172,19 +202,23 @@ class MainWindow(QMainWindow):
         action.triggered.connect(slot)
         return action
 
+    def _documents(self, method: str):  # noqa: ANN202
+        """A slot for a Documents method; the actions exist before ``attach`` makes Documents."""
+        return lambda *_: getattr(self.documents, method)()
+
     def _build_actions(self) -> None:
-        d = self.documents
-        self.act_open = self._action("&Open…", d.open_dialog, QKeySequence.StandardKey.Open)
-        self.act_save = self._action("&Save", d.save, QKeySequence.StandardKey.Save)
-        self.act_save_as = self._action("Save &As…", d.save_as, "Ctrl+Shift+S")
+        d = self._documents
+        self.act_open = self._action("&Open…", d("open_dialog"), QKeySequence.StandardKey.Open)
+        self.act_save = self._action("&Save", d("save"), QKeySequence.StandardKey.Save)
+        self.act_save_as = self._action("Save &As…", d("save_as"), "Ctrl+Shift+S")
         self.act_quit = self._action("&Quit", self.close, QKeySequence.StandardKey.Quit)
         self.act_train = self._action("&Train", self.train, "F5", "Start or resume training")
         self.act_pause = self._action("&Pause", self.pause, "F6", "Pause training")
         self.act_step = self._action("S&tep", self.step, "F10", "Take one training step")
         self.act_stop = self._action("St&op", self.stop_training, "Shift+F5", "Stop training")
-        self.act_reinit = self._action("&Reinitialise weights", d.reinitialise)
+        self.act_reinit = self._action("&Reinitialise weights", d("reinitialise"))
         self.act_custom = self._action(
-            "&Custom architecture…", d.custom_architecture, "Ctrl+Shift+N"
+            "&Custom architecture…", d("custom_architecture"), "Ctrl+Shift+N"
         )
         self.act_reset_layout = self._action("&Reset layout", self.reset_layout)
 
@@ -198,14 +232,12 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         file_menu.addAction(self.act_quit)
 
-        model_menu = bar.addMenu("&Model")
-        presets = model_menu.addMenu("New from &preset")
-        for name in self.documents.preset_names():
-            presets.addAction(name, lambda n=name: self.documents.new_from_preset(n))
+        self.model_menu = model_menu = bar.addMenu("&Model")
+        self.presets_menu = model_menu.addMenu("New from &preset")  # filled by ``attach``
         model_menu.addAction(self.act_custom)
         model_menu.addAction(self.act_reinit)
 
-        data_menu = bar.addMenu("&Data")
+        self.data_menu = data_menu = bar.addMenu("&Data")
         self.data_group = QActionGroup(self)
         for label, source in (
             ("Bundled &MNIST", "mnist"),
@@ -215,17 +247,14 @@ class MainWindow(QMainWindow):
             act.setCheckable(True)
             act.setData(source)
             self.data_group.addAction(act)
-        data_menu.addAction("Folder of IDX files…", self.documents.pick_data_folder)
+        data_menu.addAction("Folder of IDX files…", self._documents("pick_data_folder"))
 
         train_menu = bar.addMenu("&Train")
         for act in (self.act_train, self.act_pause, self.act_step, self.act_stop):
             train_menu.addAction(act)
 
-        self.view_menu = bar.addMenu("&View")
-        for name, dock in self.docks.items():
-            self.view_menu.addAction(dock.toggleViewAction())
-            del name
-        self.view_menu.addSeparator()
+        self.view_menu = bar.addMenu("&View")  # ``attach`` lists the panels above the line
+        self._view_separator = self.view_menu.addSeparator()
         theme_menu = self.view_menu.addMenu("T&heme")
         self.theme_group = QActionGroup(self)
         for theme in THEMES:
@@ -247,6 +276,30 @@ class MainWindow(QMainWindow):
             tools.addAction(act)
         self.addToolBar(tools)
 
+    def _fill_menus(self) -> None:
+        """What needs the panels and the presets: each panel in View, each preset in Model."""
+        for dock in self.docks.values():
+            self.view_menu.insertAction(self._view_separator, dock.toggleViewAction())
+        for name in self.documents.preset_names():
+            self.presets_menu.addAction(name, lambda n=name: self.documents.new_from_preset(n))
+
+    def _model_actions(self) -> list[QAction]:
+        """What waits for ``attach``: everything that needs a model, data or the runner."""
+        return [
+            self.act_open,
+            self.act_save,
+            self.act_save_as,
+            self.act_train,
+            self.act_pause,
+            self.act_step,
+            self.act_stop,
+            self.act_reinit,
+            self.act_custom,
+            self.recent_menu.menuAction(),
+            self.model_menu.menuAction(),
+            self.data_menu.menuAction(),
+        ]
+
     def _wire(self) -> None:
         s = self.session
         s.error.connect(self.show_error)
@@ -256,7 +309,6 @@ class MainWindow(QMainWindow):
         s.dirty_changed.connect(lambda _: self.update_title())
         s.data_changed.connect(self.update_data_menu)
         training = self.panels["training"]
-        assert isinstance(training, TrainingPanel)
         training.lr_changed.connect(self.runner.set_lr)
         training.weight_decay_changed.connect(self.runner.set_weight_decay)
         training.pace_changed.connect(self.runner.set_pace)
@@ -270,6 +322,8 @@ class MainWindow(QMainWindow):
 
     # ----- training ------------------------------------------------------------------
     def train(self) -> None:
+        from nnviz.state import RUNNING
+
         try:
             if self.runner.active:
                 self.runner.resume()
@@ -296,6 +350,10 @@ class MainWindow(QMainWindow):
         self._update_actions()
 
     def _update_actions(self) -> None:
+        from nnviz.state import PAUSED, RUNNING
+
+        for action in self._model_actions()[-3:]:  # the menus that wait for ``attach``
+            action.setEnabled(True)
         status = self.session.status
         trainable = self.session.trainable
         active = self.runner.active
@@ -312,6 +370,7 @@ class MainWindow(QMainWindow):
     # ----- messages, title, theme, layout ----------------------------------------------
     def show_error(self, message: str) -> None:
         self.banner.show_message(message, "error")
+        self._fit_central()
         self.statusBar().showMessage(message.splitlines()[0], 8000)
 
     def show_about(self) -> None:
@@ -339,25 +398,35 @@ class MainWindow(QMainWindow):
             panel.mark_stale()
 
     def reset_layout(self) -> None:
+        from nnviz.qt.panel_list import LAYOUT_VERSION, PANELS
+
         self.restoreState(self._default_state, LAYOUT_VERSION)
         for panel_type, _, _ in PANELS:
             self.docks[panel_type.object_name].setVisible(panel_type.shown_by_default)
 
-    def _restore_layout(self) -> None:
+    def _restore_geometry(self) -> None:
+        """Size and place the window as last time (before it is shown, so it does not jump)."""
         settings = app_settings()
         geometry = settings.value("window/geometry")
-        state = settings.value("window/state")
         if isinstance(geometry, QByteArray):
             self.restoreGeometry(geometry)
         else:
             self.resize(1600, 1000)
-        if isinstance(state, QByteArray):
-            self.restoreState(state, LAYOUT_VERSION)
         theme = str(settings.value("theme", "system"))
         for act in self.theme_group.actions():
             act.setChecked(act.data() == theme)
 
+    def _restore_layout(self) -> None:
+        """The docks as last time (once they exist)."""
+        from nnviz.qt.panel_list import LAYOUT_VERSION
+
+        state = app_settings().value("window/state")
+        if isinstance(state, QByteArray):
+            self.restoreState(state, LAYOUT_VERSION)
+
     def _save_layout(self) -> None:
+        from nnviz.qt.panel_list import LAYOUT_VERSION
+
         settings = app_settings()
         settings.setValue("window/geometry", self.saveGeometry())
         settings.setValue("window/state", self.saveState(LAYOUT_VERSION))
@@ -368,6 +437,8 @@ class MainWindow(QMainWindow):
             event.acceptProposedAction()
 
     def dropEvent(self, event) -> None:  # noqa: ANN001, N802 - Qt override
+        if not self.attached:
+            return
         for url in event.mimeData().urls():
             if url.isLocalFile():
                 self.documents.open_path(url.toLocalFile())
@@ -375,6 +446,9 @@ class MainWindow(QMainWindow):
                 return
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
+        if not self.attached:  # closed while still loading: nothing to save or stop
+            event.accept()
+            return
         if self.session.dirty and self.session.trainable:
             if self.runner.active:
                 self.runner.pause()

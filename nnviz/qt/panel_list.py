@@ -1,0 +1,42 @@
+"""Which panels the main window has, where each goes, and which share a dock as tabs.
+
+Adding a panel is a new module with a ``Panel`` subclass and one line here. This module
+imports every panel (and through them torch and pyqtgraph), so the main window reads it
+only once the window is on screen.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+
+from nnviz.qt.panels.activations import ActivationsPanel
+from nnviz.qt.panels.base import Panel
+from nnviz.qt.panels.diagram import NetworkDiagramPanel
+from nnviz.qt.panels.feature_maps import FeatureMapsPanel
+from nnviz.qt.panels.filters import FiltersPanel
+from nnviz.qt.panels.input import InputPanel
+from nnviz.qt.panels.loss import LossPanel
+from nnviz.qt.panels.receptive_fields import ReceptiveFieldsPanel
+from nnviz.qt.panels.summary import SummaryPanel
+from nnviz.qt.panels.training import TrainingPanel
+from nnviz.qt.panels.weights import WeightsPanel
+
+LEFT = Qt.DockWidgetArea.LeftDockWidgetArea
+RIGHT = Qt.DockWidgetArea.RightDockWidgetArea
+TOP = Qt.DockWidgetArea.TopDockWidgetArea
+BOTTOM = Qt.DockWidgetArea.BottomDockWidgetArea
+# (panel, dock area, tab group): panels of one group share a dock as tabs, the first
+# one in front. The left column holds the controls; the rest fill the window.
+PANELS: list[tuple[type[Panel], Qt.DockWidgetArea, str | None]] = [
+    (TrainingPanel, LEFT, None),
+    (InputPanel, LEFT, None),
+    (LossPanel, TOP, "progress"),
+    (SummaryPanel, TOP, "progress"),
+    (WeightsPanel, TOP, "weights"),
+    (ReceptiveFieldsPanel, TOP, "weights"),
+    (FiltersPanel, TOP, "weights"),
+    (ActivationsPanel, BOTTOM, "insides"),
+    (FeatureMapsPanel, BOTTOM, "insides"),
+    (NetworkDiagramPanel, BOTTOM, "insides"),
+]
+LAYOUT_VERSION = 3  # bump when PANELS change so an old saved layout is not restored
