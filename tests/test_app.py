@@ -214,6 +214,25 @@ def test_dropping_a_model_file_opens_it(window, tmp_path):
     assert window.session.loaded.display_name == "dropped.nnviz"
 
 
+def test_dropping_an_image_on_the_window_draws_it_on_the_canvas(window, qtbot, tmp_path):
+    from PIL import Image
+
+    test = load_splits("mnist", n_val=100, limit=800).test
+    label = int(test.labels[0])
+    path = tmp_path / "digit.png"
+    Image.fromarray(test.images[0]).save(path)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path))])
+    pos = window.rect().center()
+    args = (Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(window, QDragEnterEvent(pos, *args))
+    QApplication.sendEvent(window, QDropEvent(QPointF(pos), *args))
+    assert window.session.loaded.display_name == "lenet.nnviz"  # not taken for a model
+    # the canvas hands its drawing to the views on the next frame
+    qtbot.waitUntil(lambda: "digit.png" in window.session.current_input.description, timeout=3000)
+    assert int(window.session.probabilities().argmax()) == label
+
+
 def test_layout_is_remembered_and_can_be_reset(window, qtbot):
     from nnviz.qt.app import create_window
 

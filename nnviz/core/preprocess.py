@@ -55,6 +55,19 @@ class Preprocessed:
     centre_of_mass: tuple[float, float] | None  # (row, col) in the 28x28 frame before the shift
     shift: tuple[int, int] | None  # (drow, dcol) applied to centre it
 
+    def before_shift(self) -> np.ndarray | None:
+        """The 28x28 frame with the scaled box in the middle, before the centre-of-mass shift.
+
+        ``centre_of_mass`` is measured in this frame, so a GUI can mark it here.
+        """
+        if self.scaled is None:
+            return None
+        h, w = self.scaled.shape
+        r0, c0 = (FRAME - h) // 2, (FRAME - w) // 2
+        frame = np.zeros((FRAME, FRAME), dtype=np.float32)
+        frame[r0 : r0 + h, c0 : c0 + w] = self.scaled
+        return frame
+
 
 def _pil_to_array(image: Image.Image) -> np.ndarray:
     """A PIL image as float32 in [0, 1]: (H, W) grey, or (H, W, 4) when it has transparency."""
@@ -216,6 +229,29 @@ def preprocess_drawing(image: Any, *, ink_threshold: float = 0.1) -> Preprocesse
         centre_of_mass=(com_r, com_c),
         shift=(drow, dcol),
     )
+
+
+def fit_to_square(ink: np.ndarray, side: int) -> np.ndarray:
+    """Ink of any size scaled (aspect kept) to fill a ``side`` x ``side`` square, centred.
+
+    How a file or an MNIST sample goes onto the drawing canvas: the whole picture,
+    margins and all, so that preprocessing it from the canvas gives what
+    preprocessing it directly would. A square of the right size comes back unchanged.
+    """
+    ink = np.asarray(ink, dtype=np.float32)
+    if ink.ndim != 2 or ink.size == 0:
+        raise NnvizError(f"an image to draw on must be (H, W) and not empty, not {ink.shape}")
+    h, w = ink.shape
+    if (h, w) == (side, side):
+        return ink.copy()
+    factor = side / max(h, w)
+    new_h, new_w = max(1, min(side, _round(h * factor))), max(1, min(side, _round(w * factor)))
+    resample = SHRINK if factor <= 1.0 else ENLARGE
+    resized = Image.fromarray(np.ascontiguousarray(ink)).resize((new_w, new_h), resample)
+    out = np.zeros((side, side), dtype=np.float32)
+    top, left = (side - new_h) // 2, (side - new_w) // 2
+    out[top : top + new_h, left : left + new_w] = np.clip(np.asarray(resized), 0.0, 1.0)
+    return out
 
 
 def load_image(path: str | Path) -> np.ndarray:

@@ -40,6 +40,7 @@ _RIGHT = Qt.DockWidgetArea.RightDockWidgetArea
 _TOP = Qt.DockWidgetArea.TopDockWidgetArea
 _BOTTOM = Qt.DockWidgetArea.BottomDockWidgetArea
 _NO_LIMIT = 16777215  # QWIDGETSIZE_MAX
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")  # dropped: the canvas's
 
 
 def app_settings() -> QSettings:
@@ -440,6 +441,10 @@ class MainWindow(QMainWindow):
         if not self.attached:
             return
         for url in event.mimeData().urls():
+            if url.isLocalFile() and url.toLocalFile().lower().endswith(IMAGE_SUFFIXES):
+                self.panels["canvas"].open_image_file(url.toLocalFile())  # a digit to read
+                event.acceptProposedAction()
+                return
             if url.isLocalFile():
                 self.documents.open_path(url.toLocalFile())
                 event.acceptProposedAction()

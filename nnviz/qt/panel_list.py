@@ -11,6 +11,7 @@ from PySide6.QtCore import Qt
 
 from nnviz.qt.panels.activations import ActivationsPanel
 from nnviz.qt.panels.base import Panel
+from nnviz.qt.panels.canvas import CanvasPanel
 from nnviz.qt.panels.diagram import NetworkDiagramPanel
 from nnviz.qt.panels.feature_maps import FeatureMapsPanel
 from nnviz.qt.panels.filters import FiltersPanel
@@ -35,8 +36,9 @@ PANELS: list[tuple[type[Panel], Qt.DockWidgetArea, str | None]] = [
     (WeightsPanel, TOP, "weights"),
     (ReceptiveFieldsPanel, TOP, "weights"),
     (FiltersPanel, TOP, "weights"),
+    (CanvasPanel, BOTTOM, None),
     (ActivationsPanel, BOTTOM, "insides"),
     (FeatureMapsPanel, BOTTOM, "insides"),
     (NetworkDiagramPanel, BOTTOM, "insides"),
 ]
-LAYOUT_VERSION = 3  # bump when PANELS change so an old saved layout is not restored
+LAYOUT_VERSION = 4  # bump when PANELS change so an old saved layout is not restored
