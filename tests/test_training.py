@@ -172,6 +172,28 @@ def test_nan_loss_stops_with_a_reason_and_keeps_good_weights(small_mnist):
     assert trainer.latest_snapshot().status == "failed"
 
 
+@pytest.mark.parametrize("fail", ["allocate", "memory_error"])
+def test_out_of_memory_stops_with_a_way_out_and_keeps_the_weights(small_mnist, fail):
+    trainer = _trainer(small_mnist, epochs=3)
+    calls = []
+
+    def run_out_at_step_3(*_):
+        calls.append(1)
+        if len(calls) == 3:
+            if fail == "allocate":  # a real allocation the machine cannot satisfy
+                torch.empty(1 << 60, dtype=torch.uint8)
+            raise MemoryError
+
+    trainer.model.register_forward_hook(run_out_at_step_3)
+    finished = trainer.run()
+    assert finished.reason == "failed"
+    assert "out of memory at step 3" in finished.message
+    assert "smaller batch size" in finished.message
+    assert trainer.latest_snapshot().status == "failed"
+    for value in trainer.model.state_dict().values():
+        assert torch.isfinite(value).all()
+
+
 def test_bad_config_is_a_clear_error():
     from nnviz.core.errors import NnvizError
 

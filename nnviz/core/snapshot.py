@@ -66,7 +66,37 @@ class Finished:
     message: str = ""
 
 
-Event = StepReport | EpochReport | SettingChanged | Finished
+@dataclass(frozen=True)
+class LayerRecord:
+    """One layer's statistics at one moment (``nnviz.core.layer_stats`` says how they are taken).
+
+    Bands are percentiles at ``layer_stats.BAND_PERCENTS`` (min, 7, 16, 31, 50, 69, 84,
+    93 percent and max, as TensorBoard's distributions draw them).
+    """
+
+    name: str  # the module's name, e.g. "fc1"
+    weight_bands: tuple[float, ...]  # of the weight tensor's values
+    gradient_bands: tuple[float, ...]  # of its gradient's values
+    gradient_size_bands: tuple[float, ...]  # of |gradient|, for a log scale
+    weight_histogram: np.ndarray  # counts in equal bins over weight_range (read-only)
+    weight_range: tuple[float, float]
+    gradient_histogram: np.ndarray  # counts in equal bins over gradient_range (read-only)
+    gradient_range: tuple[float, float]
+    gradient_norm: float  # over all the layer's parameters, as StepReport.grad_norms
+    update_ratio: float | None  # ||update|| / ||parameters|| of the step; None if unknown
+    dead_fraction: float | None  # of its ReLU units; None when no ReLU follows the layer
+
+
+@dataclass(frozen=True)
+class LayerStats:
+    """Per-layer statistics, taken a few times a second on the training thread."""
+
+    step: int  # the step whose gradients and update they describe
+    epoch: int
+    layers: tuple[LayerRecord, ...]
+
+
+Event = StepReport | EpochReport | SettingChanged | Finished | LayerStats
 
 
 @dataclass(frozen=True)
