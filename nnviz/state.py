@@ -18,10 +18,13 @@ from psygnal import Signal
 from nnviz.core.checkpoint import Checkpoint
 from nnviz.core.data import DataSplits
 from nnviz.core.errors import NnvizError
+from nnviz.core.interventions import Interventions, Knockout, knockout_effects
 from nnviz.core.modelfile import LoadedModel
 from nnviz.core.models import build_model
-from nnviz.core.snapshot import Event, Snapshot
+from nnviz.core.snapshot import Event, Snapshot, frozen_copy
 from nnviz.core.training import History, TrainConfig
+from nnviz.core.weight_history import PREFIX as HISTORY_PREFIX
+from nnviz.core.weight_history import WeightHistory, has_saved_history
 
 # Training status as the user sees it.
 IDLE, RUNNING, PAUSED, STOPPED, COMPLETED, FAILED = (
@@ -48,13 +51,18 @@ class Session:
 
     model_loaded = Signal()  # a different model: panels rebuild
     data_changed = Signal()
-    snapshot_changed = Signal(object)  # the newest Snapshot
+    # The weights the views show changed: the newest Snapshot, or, while the user looks
+    # at the past, one rebuilt from the weight history (its step is the step shown).
+    snapshot_changed = Signal(object)
     events_added = Signal(object)  # list of reports since the last publish
     status_changed = Signal(str)
     dirty_changed = Signal(bool)
     config_changed = Signal()
     error = Signal(str)  # a message for the user; the app keeps running
     input_changed = Signal()  # a different current input
+    history_changed = Signal()  # the weight history gained or lost snapshots, or its settings
+    view_step_changed = Signal(object)  # the history step the views show; None = live
+    interventions_changed = Signal()  # units switched off, clamped or restored
 
     def __init__(self) -> None:
         self.loaded: LoadedModel | None = None
@@ -72,8 +80,14 @@ class Session:
         # Activations for the current input and weights, computed once and shared by
         # every panel; the key says which input and weights they belong to.
         self._activations: dict[str, np.ndarray] | None = None
-        self._activations_key: tuple[int, int] | None = None
+        self._activations_key: tuple[int, int, Interventions] | None = None
         self._weights_version = 0
+        # History: weight snapshots over the run, and which of them the views show.
+        self.weight_history = WeightHistory()
+        self.viewing_step: int | None = None  # None: the views follow the latest weights
+        self.save_history = False  # Save writes the weight history into the .nnviz file
+        self._latest: Snapshot | None = None  # the newest weights, shown or not
+        self._interventions = Interventions()
 
     # ----- model and data --------------------------------------------------------------
     @property
@@ -92,7 +106,13 @@ class Session:
             if loaded.train_config:
                 # Keep the steering settings (pace, threads) the user has now.
                 saved = TrainConfig.from_dict(loaded.train_config).to_dict()
-                keep = ("steps_per_second", "num_threads", "snapshot_interval_s", "device")
+                keep = (
+                    "steps_per_second",
+                    "num_threads",
+                    "snapshot_interval_s",
+                    "stats_interval_s",
+                    "device",
+                )
                 self.config = TrainConfig.from_dict(
                     {**saved, **{k: getattr(self.config, k) for k in keep}}
                 )
@@ -100,7 +120,9 @@ class Session:
         else:
             self.train_model = None
         self.view_model = loaded.module
+        self._start_history(loaded)
         self._weights_version += 1
+        self._interventions = Interventions()  # unit numbers mean nothing in another model
         self._set_status(IDLE)
         self.set_dirty(False)
         self.model_loaded.emit()
@@ -121,13 +143,17 @@ class Session:
             self.events_added.emit(events)
         if snapshot is not None and snapshot is not self.snapshot:
             self.snapshot = snapshot
-            if self.view_model is not None and self.trainable:
+            live = self.viewing_step is None  # looking at the past: record, keep showing it
+            if self.trainable:
+                self._record(snapshot)
+            if live and self.view_model is not None and self.trainable:
                 # The views' own copy: never the module the worker is training.
                 self.view_model.load_state_dict(snapshot.state_dict())
                 self._weights_version += 1
             if snapshot.step > 0:
                 self.set_dirty(True)
-            self.snapshot_changed.emit(snapshot)
+            if live:
+                self.snapshot_changed.emit(snapshot)
         if snapshot is not None and snapshot.status != self.status:
             self._set_status(snapshot.status)
 
@@ -145,21 +171,129 @@ class Session:
             self.dirty_changed.emit(dirty)
 
     def to_checkpoint(self) -> Checkpoint:
-        """What Save writes: the weights the user sees (the latest snapshot), spec, history."""
+        """What Save writes: the latest weights (even while the views show the past), spec,
+        metric history, and the weight history when ``save_history`` is set."""
         if self.loaded is None or self.loaded.spec is None or self.view_model is None:
             raise NnvizError(
                 "only models built by nnviz (presets, custom architectures, .nnviz files) can "
                 "be saved as .nnviz; this model was opened from a foreign file"
             )
+        state = self.view_model.state_dict()
+        if self.viewing_step is not None and self._latest is not None:
+            # The view model holds a past step; the file gets the newest weights, in the
+            # model's own dtypes (snapshots hold every tensor as float32).
+            latest = self._latest.weights
+            state = {k: torch.from_numpy(latest[k].copy()).to(v.dtype) for k, v in state.items()}
         return Checkpoint(
             spec=self.loaded.spec,
-            state_dict={
-                k: v.detach().cpu().clone() for k, v in self.view_model.state_dict().items()
-            },
+            state_dict={k: v.detach().cpu().clone() for k, v in state.items()},
             class_names=list(self.loaded.class_names),
             train_config={**self.config.to_dict(), "data": self.data_source},
             history=self.history.to_dict(),
+            extra=self.weight_history.to_tensors() if self.save_history else {},
         )
+
+    # ----- history: the weights over the run -------------------------------------------
+    def show_step(self, step: int) -> None:
+        """Show every view as the network was at ``step`` (the nearest stored step)."""
+        if self.view_model is None or not self.trainable or not len(self.weight_history):
+            return
+        entry = self.weight_history.nearest(step)
+        if entry.step == self.viewing_step:
+            return
+        self.viewing_step = entry.step
+        self.weight_history.pinned = entry.step  # thinning must not take it from under the user
+        past = Snapshot(
+            step=entry.step,
+            epoch=entry.epoch,
+            optimizer_step=entry.step,
+            weights=entry.weights,
+            status=self.status,
+            meta={"from_history": True},
+        )
+        self._show_weights(past)
+        self.view_step_changed.emit(entry.step)
+
+    def show_live(self) -> None:
+        """Follow the latest weights again."""
+        if self.viewing_step is None:
+            return
+        self.viewing_step = None
+        self.weight_history.pinned = None
+        if self._latest is not None and self.view_model is not None:
+            self._show_weights(self._latest)
+        self.view_step_changed.emit(None)
+
+    def set_save_history(self, save: bool) -> None:
+        """Whether Save writes the weight history into the .nnviz file."""
+        if bool(save) != self.save_history:
+            self.save_history = bool(save)
+            self.history_changed.emit()
+
+    def set_history_budget(self, budget_bytes: int) -> None:
+        """The memory the weight history may use; a smaller budget thins it at once."""
+        try:
+            self.weight_history.budget_bytes = budget_bytes
+        except ValueError as exc:
+            self.report_error(str(exc))
+            return
+        self.history_changed.emit()
+
+    def _show_weights(self, snapshot: Snapshot) -> None:
+        assert self.view_model is not None
+        self.view_model.load_state_dict(snapshot.state_dict())
+        self._weights_version += 1
+        self.snapshot_changed.emit(snapshot)
+
+    def _record(self, snapshot: Snapshot) -> None:
+        self._latest = snapshot
+        epoch = self._epoch_of(snapshot.step)
+        self.weight_history.add(snapshot.step, epoch, snapshot.weights)
+        self.history_changed.emit()
+
+    def _epoch_of(self, step: int) -> int:
+        """The 0-based epoch a step belongs to: the number of epochs that ended before it.
+
+        From the metric history, not the snapshot: the trainer labels the snapshot it
+        takes at an epoch's end with the next epoch, and its first snapshot with 0.
+        """
+        return sum(1 for e in self.history.epochs if e.get("step", 0) < step)
+
+    def _start_history(self, loaded: LoadedModel) -> None:
+        """A new model, a new history: the store saved with it (if any), then its weights."""
+        was_viewing = self.viewing_step is not None
+        self.viewing_step = None
+        self.weight_history = WeightHistory(self.weight_history.budget_bytes)
+        self.save_history = False
+        self._latest = None
+        if loaded.spec is not None:  # foreign models are view-only: their weights never change
+            weights = {k: frozen_copy(v) for k, v in loaded.module.state_dict().items()}
+            if has_saved_history(loaded.extra):
+                self._restore_history(loaded, weights)
+            step = self.history.last_step
+            self._latest = Snapshot(
+                step=step,
+                epoch=self._epoch_of(step),
+                optimizer_step=0,
+                weights=weights,
+                status=IDLE,
+            )
+            self.weight_history.add(self._latest.step, self._latest.epoch, weights)
+        if was_viewing:
+            self.view_step_changed.emit(None)
+        self.history_changed.emit()
+
+    def _restore_history(self, loaded: LoadedModel, weights: dict[str, np.ndarray]) -> None:
+        expected = {k: tuple(v.shape) for k, v in weights.items()}
+        try:
+            self.weight_history = WeightHistory.from_tensors(
+                loaded.extra, budget_bytes=self.weight_history.budget_bytes, expected=expected
+            )
+            self.save_history = True  # it came with the file: saving again keeps it
+        except NnvizError as exc:
+            self.report_error(f"{loaded.display_name}: its weight history was left out: {exc}")
+        # The store holds what it needs; drop the file's copies of the tensors.
+        loaded.extra = {k: v for k, v in loaded.extra.items() if not k.startswith(HISTORY_PREFIX)}
 
     # ----- the current input and what the model makes of it ----------------------------
     def set_input(self, image: np.ndarray, label: int | None, description: str) -> None:
@@ -181,15 +315,21 @@ class Session:
         x = self.input_tensor()
         if x is None or self.loaded is None or self.view_model is None:
             return {}
-        key = (id(self.current_input), self._weights_version)
+        key = (id(self.current_input), self._weights_version, self._interventions)
         if key != self._activations_key or self._activations is None:
-            model = self.loaded.program if self.loaded.program is not None else self.view_model
-            self._activations = capture_activations(model, x)
+            self._activations = capture_activations(
+                self._inspected_model(), x, interventions=self._interventions
+            )
             self._activations_key = key
         return self._activations
 
+    def _inspected_model(self) -> object:
+        """What the views run: the exported program of a .pt2, else the views' module."""
+        return self.loaded.program if self.loaded.program is not None else self.view_model
+
     def probabilities(self) -> np.ndarray | None:
-        """Softmax of the last layer's output for the current input."""
+        """Softmax of the last layer's output for the current input (with the units
+        that are switched off or clamped)."""
         acts = self.activations()
         if not acts:
             return None
@@ -198,3 +338,57 @@ class Session:
 
     def report_error(self, message: str) -> None:
         self.error.emit(message)
+
+    # ----- interventions: units switched off or clamped ----------------------------------
+    @property
+    def interventions(self) -> Interventions:
+        """Layer -> {unit: value} forced on the views' model; activations() applies them."""
+        return self._interventions
+
+    def switch_off(self, layer: str, unit: int) -> None:
+        """Force ``unit`` of ``layer`` (a neuron, or a conv channel's whole map) to zero."""
+        self.clamp(layer, unit, 0.0)
+
+    def clamp(self, layer: str, unit: int, value: float) -> None:
+        """Force ``unit`` of ``layer`` to ``value``; NnvizError if the model has no such unit."""
+        self._check_unit(layer, unit)
+        self._set_interventions(self._interventions.setting(layer, unit, value))
+
+    def restore(self, layer: str, unit: int) -> None:
+        """Let ``unit`` of ``layer`` compute its own output again."""
+        self._set_interventions(self._interventions.without(layer, unit))
+
+    def restore_all(self) -> None:
+        """Every unit computes its own output again."""
+        self._set_interventions(Interventions())
+
+    def knockout(self, layer: str, target_class: int) -> Knockout:
+        """What switching off each unit of ``layer`` alone does to the current input's
+        ``target_class`` probability (on top of what is switched off now)."""
+        x = self.input_tensor()
+        if x is None or self.loaded is None:
+            raise NnvizError("pick an input first: units are ranked for one digit")
+        return knockout_effects(
+            self._inspected_model(), x, layer, target_class, self._interventions
+        )
+
+    def _set_interventions(self, interventions: Interventions) -> None:
+        if interventions != self._interventions:
+            self._interventions = interventions
+            self.interventions_changed.emit()
+
+    def _check_unit(self, layer: str, unit: int) -> None:
+        if self.loaded is None or self.view_model is None:
+            raise NnvizError("load a model first")
+        from nnviz.core.inspect import summarize
+
+        shapes = {
+            info.name: info.output_shape
+            for info in summarize(self._inspected_model(), tuple(self.loaded.input_shape)).layers
+        }
+        shape = shapes.get(layer)
+        if shape is None:
+            raise NnvizError(f"the model has no layer named {layer!r}")
+        if len(shape) < 2 or not 0 <= unit < shape[1]:
+            count = shape[1] if len(shape) > 1 else 0
+            raise NnvizError(f"{layer} has {count} units; there is no unit {unit}")

@@ -233,6 +233,19 @@ def test_dropping_an_image_on_the_window_draws_it_on_the_canvas(window, qtbot, t
     assert int(window.session.probabilities().argmax()) == label
 
 
+def test_restore_all_switched_off_units_from_the_model_menu(window):
+    before = window.session.probabilities().copy()
+    assert not window.act_restore_units.isEnabled()
+    window.session.switch_off("fc1", 3)
+    window.session.clamp("conv1", 0, 2.0)
+    assert window.act_restore_units.isEnabled()
+    assert not (window.session.probabilities() == before).all()
+    window.act_restore_units.trigger()
+    assert not window.session.interventions
+    assert (window.session.probabilities() == before).all()
+    assert not window.act_restore_units.isEnabled()
+
+
 def test_layout_is_remembered_and_can_be_reset(window, qtbot):
     from nnviz.qt.app import create_window
 

@@ -16,6 +16,11 @@ inlined, each layer's last value gets an ``aten::clone`` right after it (so a la
 in-place op cannot change it) and becomes an extra graph output, and the rewritten
 graph is compiled and called with the module itself. The module the nodes came from
 is read from ``Node.getModuleHierarchy()``, which inlining fills in.
+
+Interventions (``UnitEdit``) change a layer's output where it is made: the interpreter
+replaces the node's value; in TorchScript an ``aten::where(mask, fill, value)`` is
+inserted after the layer's value, which every later use reads instead, with the mask
+and fill as extra graph inputs.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import torch
 from torch import fx, nn
 
 from nnviz.core.errors import NnvizError
+from nnviz.core.interventions import UnitEdit
 
 # ---------------------------------------------------------------- exported programs
 
@@ -141,15 +147,22 @@ def exported_batch(gm: fx.GraphModule, ranges: dict[Any, Any] | None = None) -> 
 
 
 class _TapInterpreter(fx.Interpreter):
-    """Runs an exported graph in eval mode, keeping copies of the tapped nodes' values."""
+    """Runs an exported graph in eval mode, keeping copies of the tapped nodes' values
+    and changing the edited ones (the later nodes read the changed value)."""
 
-    def __init__(self, gm: fx.GraphModule, taps: dict[str, str]) -> None:
+    def __init__(
+        self, gm: fx.GraphModule, taps: dict[str, str], edits: dict[str, UnitEdit]
+    ) -> None:
         super().__init__(gm)
         self.taps = taps
+        self.edits = edits  # node name -> edit
         self.values: dict[str, torch.Tensor] = {}
 
     def run_node(self, n: fx.Node) -> Any:
         result = super().run_node(n)
+        edit = self.edits.get(n.name)
+        if edit is not None:
+            result = edit(result)
         name = self.taps.get(n.name)
         if name is not None and isinstance(result, torch.Tensor):
             # Clone now: a later in-place op (relu_) would overwrite this storage.
@@ -175,16 +188,25 @@ class _TapInterpreter(fx.Interpreter):
 
 
 def run_exported(
-    gm: fx.GraphModule, x: torch.Tensor, names: Iterable[str], batch: int = 1
+    gm: fx.GraphModule,
+    x: torch.Tensor,
+    names: Iterable[str],
+    batch: int = 1,
+    edits: dict[str, UnitEdit] | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Copies of the named layers' outputs for one input ``x`` of shape (1, ...).
+    """Copies of the named layers' outputs for input ``x`` of shape (n, ...), with
+    ``edits`` (by layer) applied to those layers' outputs.
 
-    A program exported with a fixed batch size other than 1 gets ``x`` repeated to
-    ``batch`` samples, and every output is cut back to its first sample.
+    A program exported with a fixed batch size other than 1 gets a one-sample ``x``
+    repeated to ``batch`` samples, and every output is cut back to its first sample.
     """
     _, last = _exported_plan(gm)
     taps = {last[name]: name for name in names}
-    interpreter = _TapInterpreter(gm, taps)
+    interpreter = _TapInterpreter(gm, taps, {last[k]: e for k, e in (edits or {}).items()})
+    if batch != 1 and x.shape[0] != 1:
+        raise NnvizError(
+            f"this exported program only takes batches of {batch}, not of {x.shape[0]}"
+        )
     if batch != 1:
         x = x.expand(batch, *x.shape[1:]).contiguous()
     interpreter.run(x)
@@ -265,18 +287,33 @@ def script_order(module: torch.jit.ScriptModule) -> list[str]:
     return list(cache["order"])
 
 
-def _capture_function(module: torch.jit.ScriptModule, names: tuple[str, ...]) -> Any:
-    """The module's forward, rewritten to also return a copy of each named layer's output."""
+def _capture_function(
+    module: torch.jit.ScriptModule, names: tuple[str, ...], edited: tuple[str, ...] = ()
+) -> Any:
+    """The module's forward, rewritten to also return a copy of each named layer's output
+    and to take a (mask, fill) pair of inputs per edited layer that replace its units."""
     graph = _inlined_forward(module)
-    taps = _script_taps(graph, names)
-    missing = [n for n in names if n not in taps]
+    taps = _script_taps(graph, [*names, *edited])
+    missing = [n for n in dict.fromkeys([*names, *edited]) if n not in taps]
     if missing:
+        verb = "change" if set(missing) & set(edited) else "capture"
         raise NnvizError(
-            "cannot capture the output of "
+            f"cannot {verb} the output of "
             + ", ".join(missing)
             + " in this TorchScript model: its forward graph has no value made by that "
             "layer outside control flow (it may be unused, or called inside an if or a loop)"
         )
+    for name in edited:
+        value = taps[name]
+        mask, fill = graph.addInput(f"{name}_mask"), graph.addInput(f"{name}_fill")
+        for extra in (mask, fill):
+            extra.setType(torch._C.TensorType.get())
+        where = graph.create("aten::where", [mask, fill, value])
+        where.insertAfter(value.node())
+        # Every later use (the next layer, an in-place op, the return) reads the change.
+        value.replaceAllUsesAfterNodeWith(where, where.output())
+        taps[name] = where.output()
+    taps = {name: taps[name] for name in names}
     for value in taps.values():
         none = graph.create("prim::Constant")
         none.output().setType(torch._C.NoneType.get())
@@ -294,16 +331,40 @@ def _capture_function(module: torch.jit.ScriptModule, names: tuple[str, ...]) ->
 
 
 def run_script(
-    module: torch.jit.ScriptModule, x: torch.Tensor, names: Iterable[str]
+    module: torch.jit.ScriptModule,
+    x: torch.Tensor,
+    names: Iterable[str],
+    edits: dict[str, UnitEdit] | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Copies of the named leaf layers' outputs of a TorchScript module for input ``x``."""
-    key = tuple(names)
-    if key == ("",):  # the module has no submodules: it is its only layer
+    """Copies of the named leaf layers' outputs of a TorchScript module for input ``x``,
+    with ``edits`` (by layer) applied to those layers' outputs."""
+    names, edits = tuple(names), edits or {}
+    if set(names) | set(edits) <= {""}:  # no submodules: the module is its only layer
         out = module(x)
-        return {"": out.detach().clone()} if isinstance(out, torch.Tensor) else {}
+        if "" in edits:
+            out = edits[""](out)
+        wanted = isinstance(out, torch.Tensor) and names == ("",)
+        return {"": out.detach().clone()} if wanted else {}
+    edited = tuple(edits)
     cache = _SCRIPT_PLANS.setdefault(module, {})
+    key = (names, edited)
     if key not in cache:
-        cache[key] = _capture_function(module, key)
+        cache[key] = _capture_function(module, names, edited)
     function, order = cache[key]
-    outputs = function(module._c, x)
+    extras: list[torch.Tensor] = []
+    for name in edited:
+        # The graph takes tensors, not code: the masks need the output's rank (and the
+        # unit count, to check the units), read once from a run without edits.
+        shape = (x.shape[0], *_script_output_shape(module, x, name))
+        extras += edits[name].tensors(shape, x)
+    outputs = function(module._c, x, *extras)
     return dict(zip(order, outputs[1:], strict=True))
+
+
+def _script_output_shape(module: torch.jit.ScriptModule, x: torch.Tensor, layer: str) -> Any:
+    """A layer's output shape for inputs like ``x``, without the batch dimension."""
+    cache = _SCRIPT_PLANS.setdefault(module, {})
+    key = ("shape", layer, tuple(x.shape[1:]))
+    if key not in cache:
+        cache[key] = tuple(run_script(module, x[:1], [layer])[layer].shape[1:])
+    return cache[key]

@@ -18,13 +18,19 @@ that does no operation (``nn.Identity``) does not appear, and in TorchScript nei
 does one called inside an ``if`` or a loop of its parent's forward (asking for it by
 name is an ``NnvizError`` that says so).
 
+Interventions (``nnviz.core.interventions``) set units of named layers' outputs where
+they are made, so every later layer reads the changed values: a forward hook that
+returns the changed output, the graph interpreter replacing the layer's node value, or
+a ``where`` inserted into the TorchScript graph. A module called more than once is
+changed at every call by the hook, at its last call in the other two kinds.
+
 Never pass the module a trainer is training: hooks and the mode switch would reach
 its training steps. Inspect a copy (see shared/design/PITFALLS.md).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from functools import partial
@@ -36,6 +42,26 @@ from torch import fx, nn
 
 from nnviz.core import graph_capture
 from nnviz.core.errors import NnvizError
+from nnviz.core.interventions import UnitEdit, edits_for
+
+# Layer kinds by class name, for views that show a layer through the step after it.
+# fmt: off
+ACTIVATION_TYPES = frozenset({
+    "ReLU", "ReLU6", "LeakyReLU", "PReLU", "RReLU", "ELU", "SELU", "CELU", "GELU", "SiLU",
+    "Mish", "Sigmoid", "Tanh", "Hardtanh", "Hardsigmoid", "Hardswish", "Softplus", "Softsign",
+    "LogSigmoid", "Tanhshrink", "Softshrink", "Hardshrink", "Threshold", "Softmax", "Softmin",
+    "LogSoftmax",
+})
+NORM_TYPES = frozenset({
+    "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "LayerNorm", "GroupNorm", "InstanceNorm1d",
+    "InstanceNorm2d", "InstanceNorm3d", "LocalResponseNorm", "RMSNorm",
+})
+# No-ops in eval mode, or a reshape of the layer before.
+REPEAT_TYPES = frozenset({
+    "Flatten", "Unflatten", "Identity", "Dropout", "Dropout1d", "Dropout2d", "Dropout3d",
+    "AlphaDropout", "FeatureAlphaDropout",
+})
+# fmt: on
 
 
 @dataclass(frozen=True)
@@ -111,8 +137,8 @@ class _Layers:
     params: dict[str, int]  # parameters owned directly by each layer
     total: int
     trainable: int
-    # (input of shape (1, ...), names) -> cloned outputs, in execution order
-    run: Callable[[torch.Tensor, list[str]], dict[str, torch.Tensor]]
+    # (input batch, names, edits by layer) -> cloned outputs, in execution order
+    run: Callable[[torch.Tensor, list[str], dict[str, UnitEdit]], dict[str, torch.Tensor]]
     extra_names: frozenset[str] = frozenset()  # non-leaf names that may also be asked for
     # Exported graphs have their mode baked in (and refuse .eval()); their runner
     # switches the mode-dependent ops off instead.
@@ -131,7 +157,7 @@ def summarize(model: Any, input_shape: tuple[int, ...] = (1, 28, 28)) -> Summary
     """
     layers = _layers_of(model)
     x = torch.zeros((1, *input_shape))
-    outputs = _run(model, layers, x, layers.capturable())
+    outputs = _run(model, layers, x, layers.capturable(), {})
     return Summary(
         input_shape=tuple(int(s) for s in input_shape),
         layers=tuple(
@@ -144,13 +170,17 @@ def summarize(model: Any, input_shape: tuple[int, ...] = (1, 28, 28)) -> Summary
 
 
 def capture_activations(
-    model: Any, x: torch.Tensor, names: Iterable[str] | None = None
+    model: Any,
+    x: torch.Tensor,
+    names: Iterable[str] | None = None,
+    interventions: Mapping[str, Mapping[int, float]] | None = None,
 ) -> dict[str, np.ndarray]:
     """Every leaf layer's output (or just ``names``) for ONE input, as numpy copies.
 
     ``x`` is (C, H, W) or (1, C, H, W); each output keeps its batch dimension of 1.
     The model runs in eval mode under ``torch.inference_mode`` and is left in the mode
-    it was in. Keys are layer names in execution order.
+    it was in. Keys are layer names in execution order. ``interventions`` (layer ->
+    {unit: value}) set those units' outputs first, so later layers see the new values.
     """
     layers = _layers_of(model)
     x = torch.as_tensor(x)
@@ -163,18 +193,35 @@ def capture_activations(
         )
     if x.dim() < 4:
         x = x.unsqueeze(0)
-    if names is None:
-        wanted = layers.capturable()
-    else:
-        wanted = list(dict.fromkeys(names))
-        unknown = [n for n in wanted if n not in layers.types and n not in layers.extra_names]
-        if unknown:
-            raise NnvizError(
-                f"the model has no layer named {', '.join(map(repr, unknown))}; "
-                f"its layers are {', '.join(layers.types)}"
-            )
-    outputs = _run(model, layers, x, wanted)
+    wanted = layers.capturable() if names is None else _known(layers, names)
+    edits = edits_for(interventions)
+    _known(layers, edits)
+    outputs = _run(model, layers, x, wanted, edits)
     return {name: _to_numpy(out) for name, out in outputs.items()}
+
+
+def run_edited(
+    model: Any, x: torch.Tensor, names: Iterable[str], edits: Mapping[str, UnitEdit]
+) -> dict[str, np.ndarray]:
+    """The named layers' outputs for a BATCH ``x``, with ``edits`` applied where each
+    edited layer's output is made (one row of units per sample, or one for all)."""
+    layers = _layers_of(model)
+    wanted = _known(layers, names)
+    _known(layers, edits)
+    outputs = _run(model, layers, torch.as_tensor(x), wanted, dict(edits))
+    return {name: _to_numpy(out) for name, out in outputs.items()}
+
+
+def _known(layers: _Layers, names: Iterable[str]) -> list[str]:
+    """``names`` without repeats, or an NnvizError naming those the model does not have."""
+    wanted = list(dict.fromkeys(names))
+    unknown = [n for n in wanted if n not in layers.types and n not in layers.extra_names]
+    if unknown:
+        raise NnvizError(
+            f"the model has no layer named {', '.join(map(repr, unknown))}; "
+            f"its layers are {', '.join(layers.types)}"
+        )
+    return wanted
 
 
 def _to_numpy(t: torch.Tensor) -> np.ndarray:
@@ -183,12 +230,14 @@ def _to_numpy(t: torch.Tensor) -> np.ndarray:
     return t.cpu().numpy()
 
 
-def _run(model: Any, layers: _Layers, x: torch.Tensor, names: list[str]) -> dict[str, torch.Tensor]:
+def _run(
+    model: Any, layers: _Layers, x: torch.Tensor, names: list[str], edits: dict[str, UnitEdit]
+) -> dict[str, torch.Tensor]:
     """Run ``layers.run`` on ``x`` moved to the model's device/dtype, in eval mode."""
     x = x.to(**_device_and_dtype(model))
     try:
         with _eval_mode(model) if layers.switch_mode else nullcontext(), torch.inference_mode():
-            return layers.run(x, names)
+            return layers.run(x, names, edits)
     except (RuntimeError, AssertionError) as exc:
         # Mostly an input of a shape the model was not made for (or a failed guard).
         raise NnvizError(
@@ -281,20 +330,28 @@ def _first_tensor(output: Any) -> torch.Tensor | None:
 
 
 def _run_hooks(
-    modules: dict[str, nn.Module], x: torch.Tensor, names: list[str]
+    modules: dict[str, nn.Module],
+    x: torch.Tensor,
+    names: list[str],
+    edits: dict[str, UnitEdit],
 ) -> dict[str, torch.Tensor]:
     values: dict[str, torch.Tensor] = {}
+    recorded = set(names)
 
-    def record(name: str, _module: nn.Module, _inputs: Any, output: Any) -> None:
+    def record(name: str, _module: nn.Module, _inputs: Any, output: Any) -> Any:
+        edit = edits.get(name)
+        if edit is not None:
+            output = edit(output)  # returned, so the module's caller gets it
         tensor = _first_tensor(output)
-        if tensor is not None:
+        if tensor is not None and name in recorded:
             # Clone: a later ReLU(inplace=True) would otherwise rewrite this value.
             values.pop(name, None)  # a repeated call moves the layer to its last call
             values[name] = tensor.detach().clone()
+        return output if edit is not None else None
 
     handles = []
     try:
-        for name in names:
+        for name in dict.fromkeys([*names, *edits]):
             handles.append(modules[name].register_forward_hook(partial(record, name)))
         modules[""](x)
     finally:
@@ -318,7 +375,7 @@ def _graph_layers(gm: fx.GraphModule, batch: int) -> _Layers:
         params={n: params.get(n, 0) for n in types},
         total=total,
         trainable=trainable,
-        run=lambda x, names: graph_capture.run_exported(gm, x, names, batch),
+        run=lambda x, names, edits: graph_capture.run_exported(gm, x, names, batch, edits),
         switch_mode=False,
     )
 
@@ -335,6 +392,6 @@ def _script_layers(model: torch.jit.ScriptModule) -> _Layers:
         params={n: _own_params(modules[n]) for n in types},
         total=total,
         trainable=trainable,
-        run=lambda x, names: graph_capture.run_script(model, x, names),
+        run=lambda x, names, edits: graph_capture.run_script(model, x, names, edits),
         order=graph_capture.script_order(model),
     )

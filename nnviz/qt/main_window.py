@@ -159,9 +159,8 @@ class MainWindow(QMainWindow):
             dock.raise_()
         left = [self.docks[t.object_name] for t, area, _ in PANELS if area == _LEFT]
         self.resizeDocks(left, [300] * len(left), Qt.Orientation.Horizontal)
-        self.resizeDocks(
-            [self.docks["training"], self.docks["input"]], [460, 440], Qt.Orientation.Vertical
-        )
+        column = [self.docks[name] for name in ("training", "input", "history")]
+        self.resizeDocks(column, [400, 390, 190], Qt.Orientation.Vertical)
         bottom = [d for d in fronts.values() if self.dockWidgetArea(d) == _BOTTOM]
         if top and bottom:
             self.resizeDocks([top[0], bottom[0]], [520, 400], Qt.Orientation.Vertical)
@@ -222,6 +221,12 @@ class MainWindow(QMainWindow):
             "&Custom architecture…", d("custom_architecture"), "Ctrl+Shift+N"
         )
         self.act_reset_layout = self._action("&Reset layout", self.reset_layout)
+        self.act_restore_units = self._action(
+            "Restore all s&witched-off units",
+            lambda: self.session.restore_all(),
+            "Ctrl+Shift+R",
+            "Every switched-off or clamped unit computes its own output again",
+        )
 
     def _build_menus(self) -> None:
         bar = self.menuBar()
@@ -237,6 +242,8 @@ class MainWindow(QMainWindow):
         self.presets_menu = model_menu.addMenu("New from &preset")  # filled by ``attach``
         model_menu.addAction(self.act_custom)
         model_menu.addAction(self.act_reinit)
+        model_menu.addSeparator()
+        model_menu.addAction(self.act_restore_units)
 
         self.data_menu = data_menu = bar.addMenu("&Data")
         self.data_group = QActionGroup(self)
@@ -296,6 +303,7 @@ class MainWindow(QMainWindow):
             self.act_stop,
             self.act_reinit,
             self.act_custom,
+            self.act_restore_units,
             self.recent_menu.menuAction(),
             self.model_menu.menuAction(),
             self.data_menu.menuAction(),
@@ -309,6 +317,7 @@ class MainWindow(QMainWindow):
         s.model_loaded.connect(self._update_actions)
         s.dirty_changed.connect(lambda _: self.update_title())
         s.data_changed.connect(self.update_data_menu)
+        s.interventions_changed.connect(self._update_actions)
         training = self.panels["training"]
         training.lr_changed.connect(self.runner.set_lr)
         training.weight_decay_changed.connect(self.runner.set_weight_decay)
@@ -367,6 +376,7 @@ class MainWindow(QMainWindow):
             act.setEnabled(trainable and not (active and status == RUNNING))
         self.act_custom.setEnabled(not active)
         self.act_open.setEnabled(not active)
+        self.act_restore_units.setEnabled(bool(self.session.interventions))
 
     # ----- messages, title, theme, layout ----------------------------------------------
     def show_error(self, message: str) -> None:

@@ -13,9 +13,13 @@ from nnviz.qt.panels.activations import ActivationsPanel
 from nnviz.qt.panels.base import Panel
 from nnviz.qt.panels.canvas import CanvasPanel
 from nnviz.qt.panels.diagram import NetworkDiagramPanel
+from nnviz.qt.panels.distributions import DistributionsPanel
 from nnviz.qt.panels.feature_maps import FeatureMapsPanel
 from nnviz.qt.panels.filters import FiltersPanel
+from nnviz.qt.panels.history import HistoryPanel
 from nnviz.qt.panels.input import InputPanel
+from nnviz.qt.panels.interventions import InterventionsPanel
+from nnviz.qt.panels.layer_health import LayerHealthPanel
 from nnviz.qt.panels.loss import LossPanel
 from nnviz.qt.panels.receptive_fields import ReceptiveFieldsPanel
 from nnviz.qt.panels.summary import SummaryPanel
@@ -31,8 +35,11 @@ BOTTOM = Qt.DockWidgetArea.BottomDockWidgetArea
 PANELS: list[tuple[type[Panel], Qt.DockWidgetArea, str | None]] = [
     (TrainingPanel, LEFT, None),
     (InputPanel, LEFT, None),
+    (HistoryPanel, LEFT, None),
     (LossPanel, TOP, "progress"),
     (SummaryPanel, TOP, "progress"),
+    (DistributionsPanel, TOP, "progress"),
+    (LayerHealthPanel, TOP, "progress"),
     (WeightsPanel, TOP, "weights"),
     (ReceptiveFieldsPanel, TOP, "weights"),
     (FiltersPanel, TOP, "weights"),
@@ -40,5 +47,6 @@ PANELS: list[tuple[type[Panel], Qt.DockWidgetArea, str | None]] = [
     (ActivationsPanel, BOTTOM, "insides"),
     (FeatureMapsPanel, BOTTOM, "insides"),
     (NetworkDiagramPanel, BOTTOM, "insides"),
+    (InterventionsPanel, BOTTOM, "insides"),
 ]
-LAYOUT_VERSION = 4  # bump when PANELS change so an old saved layout is not restored
+LAYOUT_VERSION = 7  # bump when PANELS change so an old saved layout is not restored

@@ -64,7 +64,9 @@ class TrainingRunner(QObject):
             )
         if s.data is None:
             raise NnvizError("no data is loaded")
-        # Continue from the view model's weights: they are what the user sees.
+        # Continue from the view model's weights: they are what the user sees. Training
+        # goes on from the newest weights, so a view of the past returns to them first.
+        s.show_live()
         s.train_model.load_state_dict(s.view_model.state_dict())
         self.trainer = Trainer(s.train_model, s.data, s.config, history=s.history)
         if paused:

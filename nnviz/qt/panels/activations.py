@@ -8,7 +8,8 @@ Flatten, Dropout and Identity are skipped, since in eval mode they repeat the la
 before them, and so are pooling layers, whose channel means mostly repeat the
 activation they pool. Dense layers (2-D outputs) show one cell per unit, wrapped in
 rows of 16; conv-like layers (4-D outputs) show one cell per channel: its mean over
-the image. The last layer is the output, shown as class probabilities.
+the image. The last layer is the output, shown as class probabilities. Right-click a
+cell to switch its unit off or clamp it (``intervention_menu``).
 
 Everything the panel draws sits in one ViewBox (one ImageItem per layer, NaN gaps
 between cells, explicit levels) and one bar chart, built when the model changes and
@@ -28,27 +29,11 @@ from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QLabel, QSizePolicy, QStackedLayout, QVBoxLayout, QWidget
 
 from nnviz.core.errors import NnvizError
-from nnviz.core.inspect import LayerInfo, summarize
+from nnviz.core.inspect import ACTIVATION_TYPES, NORM_TYPES, REPEAT_TYPES, LayerInfo, summarize
 from nnviz.qt.panels.base import Panel
+from nnviz.qt.panels.intervention_menu import InterventionControls, UnitMarkers
 from nnviz.state import Session
 
-# fmt: off
-ACTIVATION_TYPES = frozenset({
-    "ReLU", "ReLU6", "LeakyReLU", "PReLU", "RReLU", "ELU", "SELU", "CELU", "GELU", "SiLU",
-    "Mish", "Sigmoid", "Tanh", "Hardtanh", "Hardsigmoid", "Hardswish", "Softplus", "Softsign",
-    "LogSigmoid", "Tanhshrink", "Softshrink", "Hardshrink", "Threshold", "Softmax", "Softmin",
-    "LogSoftmax",
-})
-NORM_TYPES = frozenset({
-    "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "LayerNorm", "GroupNorm", "InstanceNorm1d",
-    "InstanceNorm2d", "InstanceNorm3d", "LocalResponseNorm", "RMSNorm",
-})
-# No-ops in eval mode, or a reshape of the layer before.
-REPEAT_TYPES = frozenset({
-    "Flatten", "Unflatten", "Identity", "Dropout", "Dropout1d", "Dropout2d", "Dropout3d",
-    "AlphaDropout", "FeatureAlphaDropout",
-})
-# fmt: on
 # Activation functions with a fixed range: their cells use it, so 0.5 looks the same
 # in every layer and at every step of training.
 FIXED_LEVELS = {
@@ -151,6 +136,9 @@ class ActivationsPanel(Panel):
         self._label_states: list[tuple[str, bool, float] | None] = []  # as drawn
         self.message = pg.TextItem(anchor=(0.5, 0.5))
         self.view.addItem(self.message)
+        self.markers = UnitMarkers()  # switched-off and clamped cells, all strips
+        self.view.addItem(self.markers)
+        self.interventions = InterventionControls(self)
 
         self.readout = QLabel(HOVER_HINT)
         self.readout.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
@@ -193,6 +181,7 @@ class ActivationsPanel(Panel):
         self.percent_labels.clear()
         summary = summarize(loaded.program or loaded.module, tuple(loaded.input_shape))
         self._built_for = loaded  # only once it worked: a failure is tried again next frame
+        self.interventions.set_layers(summary.layers)
         for layer in layers_to_show(summary.layers):
             units = int(layer.output_shape[1]) if len(layer.output_shape) > 1 else 1
             cols = min(units, COLUMNS)
@@ -238,6 +227,7 @@ class ActivationsPanel(Panel):
             strip.rect = QRectF((COLUMNS - strip.cols) / 2, y + caption, strip.cols, strip.rows)
             strip.image.setRect(strip.rect)
             y += caption + strip.rows + LAYER_GAP
+        self._draw_markers()
         self.message.setPos(COLUMNS / 2, 1.0)
         span_x, span_y = width / scale, height / scale
         self.view.setRange(QRectF(-0.2 - (span_x - wide) / 2, 0.0, span_x, span_y), padding=0)
@@ -260,7 +250,19 @@ class ActivationsPanel(Panel):
         for strip in self.strips:
             if strip.layer.name in acts:
                 self._draw_strip(strip, unit_values(acts[strip.layer.name]))
+        self._draw_markers()
         self._draw_bars(np.zeros(0) if probs is None else probs)
+
+    def _draw_markers(self) -> None:
+        """A marker on each switched-off or clamped cell, centred on the cell's colour."""
+        centre = (CELL_PX - 1) / 2 / CELL_PX  # a cell's last pixel row and column are a gap
+        spots = []
+        for strip in self.strips:
+            for unit, value in self.interventions.changed_units(strip.layer.name).items():
+                row, col = divmod(unit, strip.cols)
+                x, y = strip.rect.left() + col + centre, strip.rect.top() + row + centre
+                spots.append(((strip.layer.name, unit), x, y, 0.8, value))
+        self.markers.show_units(spots)
 
     def _show_empty(self, text: str) -> None:
         self.empty_label.setText(text)
@@ -336,7 +338,8 @@ class ActivationsPanel(Panel):
         what = "channel" if strip.per_channel else "unit"
         value = strip.values[unit]
         mean = " (mean over the channel's map)" if strip.per_channel else ""
-        return f"{layer} ({strip.layer.type}) {what} {unit}: {value:.4g}{mean}"
+        changed = self.interventions.describe(layer, unit)
+        return f"{layer} ({strip.layer.type}) {what} {unit}: {value:.4g}{mean}{changed}"
 
     def hover_text(self, scene_pos: QPointF) -> str:
         """What the readout says with the mouse at ``scene_pos``."""
@@ -355,7 +358,13 @@ class ActivationsPanel(Panel):
     def _clicked(self, event: Any) -> None:
         if self.view.sceneBoundingRect().contains(event.scenePos()):
             cell = self.cell_at(self.view.mapSceneToView(event.scenePos()))
-            if cell is not None:
+            if cell is None:
+                return
+            if event.button() == Qt.MouseButton.RightButton:
+                strip = next(s for s in self.strips if s.layer.name == cell[0])
+                what = "channel" if strip.per_channel else "unit"
+                self.interventions.open_menu(*cell, event.screenPos().toPoint(), what)
+            else:
                 self.unit_clicked.emit(*cell)
 
     # ----- theme -------------------------------------------------------------------------
@@ -386,6 +395,7 @@ class ActivationsPanel(Panel):
                 self._signed_lut if strip.levels[0] < 0 else self._positive_lut
             )
         self.message.setColor(fg)
+        self.markers.set_background(bg)
         hint = _mix(bg, fg, 0.55)
         self.empty_label.setStyleSheet(f"color: {hint.name()}; font-size: 13pt;")
 

@@ -106,6 +106,7 @@ class CanvasPanel(Panel):
         self.show_mine.clicked.connect(self.show_drawing)
         self.listen(session.input_changed, self._input_changed)
         self.listen(session.snapshot_changed, self.mark_stale)
+        self.listen(session.interventions_changed, self.mark_stale)  # units switched off
         self.listen(session.model_loaded, self.mark_stale)
         self.bars.apply_palette(self.palette())
 

@@ -7,6 +7,7 @@ digit itself, at the left. Edges take the weight heatmaps' diverging colours (re
 positive, blue negative) and grow thicker and more opaque with |weight|. Only the
 ``top_k`` strongest incoming edges of each neuron are drawn: all of them would be
 12,960 lines for the smallest network. Where wide layers go: see ``diagram_layout``.
+Right-click a hidden neuron to switch it off or clamp it (``intervention_menu``).
 
 Cost: all edges of a layer pair are six items (sign x thickness, see ``diagram_edges``)
 and all neurons one ScatterPlotItem. A new digit only changes brushes; new weights
@@ -36,7 +37,15 @@ from PySide6.QtWidgets import (
 from nnviz.core.inspect import summarize
 from nnviz.qt.panels import diagram_layout as dl
 from nnviz.qt.panels.base import Panel
-from nnviz.qt.panels.diagram_edges import EdgeLines
+from nnviz.qt.panels.diagram_edges import (
+    EDGE_WIDTHS,
+    LEGEND,
+    NEGATIVE_COLOUR,
+    POSITIVE_COLOUR,
+    EdgeLines,
+    edge_colour,
+)
+from nnviz.qt.panels.intervention_menu import InterventionControls, UnitMarkers
 from nnviz.state import Session
 
 CNN_MESSAGE = (
@@ -45,13 +54,6 @@ CNN_MESSAGE = (
 )
 NO_MODEL_MESSAGE = "Load a model to see its neurons"
 EDGE_REBUILD_S = 0.2  # new weights redraw the edges at most 5 times a second
-EDGE_WIDTHS, EDGE_ALPHAS = (
-    (1, 2, 3),
-    (80, 150, 230),
-)  # pixels and alpha per bucket  # per strength bucket
-_CMAP = pg.colormap.get("CET-D1")  # the weight heatmaps' map: blue negative, red positive
-NEGATIVE_COLOUR = _CMAP.map(0.08, mode="qcolor")
-POSITIVE_COLOUR = _CMAP.map(0.92, mode="qcolor")
 
 
 class NetworkDiagramPanel(Panel):
@@ -104,12 +106,13 @@ class NetworkDiagramPanel(Panel):
         self.hover_ring = pg.ScatterPlotItem(pxMode=False, symbol="o", brush=None)
         self.class_labels: list[pg.TextItem] = []
         self.captions: list[pg.TextItem] = []
+        self.markers = UnitMarkers()  # switched-off and clamped neurons
+        self.interventions = InterventionControls(self, "neuron")
         # Bottom to top: the digit, its frame, edges (z 1), the hovered neuron's edges,
-        # the neurons, rings.
+        # the neurons, rings, markers.
+        items = (self.image, self.frame, *self.highlight, self.neurons, self.top_ring)
         for z, item in zip(
-            (-2, -1, 2, 2, 3, 4, 4),
-            (self.image, self.frame, *self.highlight, self.neurons, self.top_ring, self.hover_ring),
-            strict=True,
+            (-2, -1, 2, 2, 3, 4, 4, 5), (*items, self.hover_ring, self.markers), strict=True
         ):
             item.setZValue(z)
             self.view.addItem(item)
@@ -210,8 +213,9 @@ class NetworkDiagramPanel(Panel):
         loaded, model = self.session.loaded, self.session.view_model
         found = None
         if loaded is not None and model is not None:
-            program = loaded.program if loaded.program is not None else model
-            found = dl.dense_columns(summarize(program, loaded.input_shape), model.state_dict())
+            summary = summarize(loaded.program or model, loaded.input_shape)
+            self.interventions.set_layers(summary.layers)
+            found = dl.dense_columns(summary, model.state_dict())
         self._show_diagram(found is not None)
         if found is None:
             self.message.setText(NO_MODEL_MESSAGE if loaded is None else CNN_MESSAGE)
@@ -277,9 +281,7 @@ class NetworkDiagramPanel(Panel):
             ):
                 item.set_lines(xy[np.repeat(mask, 2)])
                 if new_pens:
-                    colour = QColor(POSITIVE_COLOUR if positive else NEGATIVE_COLOUR)
-                    colour.setAlpha(int(EDGE_ALPHAS[b] * thin))
-                    item.set_style(colour, EDGE_WIDTHS[b])
+                    item.set_style(edge_colour(positive, b, thin), EDGE_WIDTHS[b])
         if self._hovered is not None:
             self.highlight_neuron(*self._hovered)
 
@@ -317,6 +319,7 @@ class NetworkDiagramPanel(Panel):
             self.top_ring.setData(pos=[(out.x, out.y[top])], size=1.35 * out.size, pen=ring)
         if self._hovered is not None:
             self.readout.setText(self.hover_text(*self._hovered))
+        self.markers.show_units(dl.marked_neurons(self.diagram, self.interventions.changed_units))
 
     # ----- hover and click -----------------------------------------------------------------
     def hover_text(self, layer: str, index: int) -> str:
@@ -377,11 +380,16 @@ class NetworkDiagramPanel(Panel):
             self.readout.setText(self.hover_text("input", pixel))
 
     def _clicked(self, event: Any) -> None:
-        if self.diagram is not None and event.button() == Qt.MouseButton.LeftButton:
-            pos = self.view.mapSceneToView(event.scenePos())
-            hit = self.diagram.neuron_at(pos.x(), pos.y())
-            if hit is not None:
-                self.neuron_selected.emit(*hit)
+        if self.diagram is None:
+            return
+        pos = self.view.mapSceneToView(event.scenePos())
+        hit = self.diagram.neuron_at(pos.x(), pos.y())
+        if hit is not None and event.button() == Qt.MouseButton.LeftButton:
+            self.neuron_selected.emit(*hit)
+        elif hit is not None and event.button() == Qt.MouseButton.RightButton:
+            col = self.diagram.column(hit[0])
+            if col.shown_as != dl.SOFTMAX:  # a hidden neuron: what the next layer reads
+                self.interventions.open_menu(col.shown_as, hit[1], event.screenPos().toPoint())
 
     def leaveEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt's name
         if self._hovered is not None:
@@ -408,11 +416,7 @@ class NetworkDiagramPanel(Panel):
         ring.setAlpha(150)
         self._ring_pen = pg.mkPen(ring, width=1)
         self.frame.setPen(pg.mkPen(ring, width=1))
+        self.markers.set_background(bg)
         self._plain, self._bold = QFont(), QFont()
         self._bold.setBold(True)
-        swatch = '<span style="color:{}">\u25ac\u25ac</span>'
-        self.legend.setText(
-            f"{swatch.format(POSITIVE_COLOUR.name())} positive weight &nbsp; "
-            f"{swatch.format(NEGATIVE_COLOUR.name())} negative &nbsp; thicker = larger |w| "
-            "&nbsp; fill = activation (output: probability)"
-        )
+        self.legend.setText(LEGEND)

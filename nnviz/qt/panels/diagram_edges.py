@@ -16,6 +16,24 @@ from pyqtgraph.Qt.internals import PrimitiveArray
 from PySide6.QtCore import QLineF, QRectF
 from PySide6.QtGui import QColor, QPainter
 
+EDGE_WIDTHS, EDGE_ALPHAS = (1, 2, 3), (80, 150, 230)  # pixels and alpha per strength bucket
+_CMAP = pg.colormap.get("CET-D1")  # the weight heatmaps' map: blue negative, red positive
+NEGATIVE_COLOUR = _CMAP.map(0.08, mode="qcolor")
+POSITIVE_COLOUR = _CMAP.map(0.92, mode="qcolor")
+_SWATCH = '<span style="color:{}">\u25ac\u25ac</span>'
+LEGEND = (
+    f"{_SWATCH.format(POSITIVE_COLOUR.name())} positive weight &nbsp; "
+    f"{_SWATCH.format(NEGATIVE_COLOUR.name())} negative &nbsp; thicker = larger |w| "
+    "&nbsp; fill = activation (output: probability) &nbsp; right-click a neuron to switch it off"
+)
+
+
+def edge_colour(positive: bool, bucket: int, thin: float) -> QColor:
+    """The pen colour of a strength bucket; ``thin`` fades edges when there are many."""
+    colour = QColor(POSITIVE_COLOUR if positive else NEGATIVE_COLOUR)
+    colour.setAlpha(int(EDGE_ALPHAS[bucket] * thin))
+    return colour
+
 
 class EdgeLines(pg.GraphicsObject):
     """Line segments (start, end, start, end, ...) ``width`` device pixels thick."""

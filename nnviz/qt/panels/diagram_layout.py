@@ -13,7 +13,7 @@ from drawn neurons only.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -171,6 +171,19 @@ def brightness(values: np.ndarray) -> np.ndarray:
     """Fill strength in [0, 1]: sigmoid outputs and probabilities as they are; wider ranges
     (ReLU) scaled so the column's largest is full; negative values dark."""
     return np.clip(values / max(1.0, float(values.max(initial=0.0))), 0.0, 1.0)
+
+
+def marked_neurons(
+    layout: Layout, changed: Callable[[str], Mapping[int, float]]
+) -> list[tuple[tuple[str, int], float, float, float, float]]:
+    """(key, x, y, size, value) of each drawn hidden neuron that is switched off or clamped
+    (``changed(layer)``: a layer's changed units); output neurons are the prediction."""
+    return [
+        ((col.layer, i), col.x, float(col.y[i]), 1.1 * col.size, value)
+        for col in layout.columns[:-1]
+        for i, value in changed(col.shown_as).items()
+        if i < len(col.y)
+    ]
 
 
 def describe_neuron(col: Column, index: int, value: float, class_names: list[str]) -> str:

@@ -10,6 +10,7 @@ from ``session.activations()``, computed once per input and weights and shared b
 panels, so following the input and live training costs a few ``setImage`` calls.
 
 The mosaic and the helpers it shares with the filters panel are in ``mosaic``.
+Right-click a map to switch its channel off or clamp it (``intervention_menu``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import ClassVar
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QObject, QPointF, Qt
+from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
@@ -31,6 +33,7 @@ from PySide6.QtWidgets import (
 
 from nnviz.core.errors import NnvizError
 from nnviz.qt.panels.base import Panel
+from nnviz.qt.panels.intervention_menu import InterventionControls, UnitMarkers, state_text
 from nnviz.qt.panels.mosaic import (
     DIVERGING,
     SEQUENTIAL,
@@ -67,6 +70,8 @@ class _LayerMaps:
         self.plot.setTitle(f"{name} ({kind}): {channels} maps of {height}\u00d7{width}")
         fit(self.plot, self.mosaic.image.shape)
         self.bar = pg.ColorBarItem(interactive=False, width=10)
+        self.markers = UnitMarkers()  # switched-off and clamped channels
+        self.plot.addItem(self.markers)
         self.signed: bool | None = None
         self.values: np.ndarray | None = None  # (C, H, W) as drawn
 
@@ -90,18 +95,37 @@ class _LayerMaps:
         self.image.setImage(self.mosaic.image, autoLevels=False, levels=levels)
         set_bar_levels(self.bar, levels)
 
-    def describe(self, x: float, y: float) -> str:
-        """Layer, channel, y, x and value under mosaic point (x, y); "" off the maps."""
+    def mark(self, changed: dict[int, float]) -> None:
+        """A marker across each switched-off or clamped channel's map."""
+        m = self.mosaic
+        spots = []
+        for channel, value in changed.items():
+            if channel < self.channels:
+                x, y = m.origin(*divmod(channel, m.cols))
+                size = 0.8 * min(m.tile_h, m.tile_w)
+                spots.append((channel, x + m.tile_w / 2, y + m.tile_h / 2, size, value))
+        self.markers.show_units(spots)
+
+    def channel_at(self, x: float, y: float) -> tuple[int, int, int] | None:
+        """(channel, y, x within its map) under mosaic point (x, y), or None."""
         hit = self.mosaic.locate(x, y)
-        if hit is None or self.values is None:
-            return ""
+        if hit is None:
+            return None
         row, col, ty, tx = hit
         channel = row * self.mosaic.cols + col
-        if channel >= self.channels:
+        return (channel, ty, tx) if channel < self.channels else None
+
+    def describe(self, x: float, y: float) -> str:
+        """Layer, channel, y, x and value under mosaic point (x, y); "" off the maps."""
+        hit = self.channel_at(x, y)
+        if hit is None or self.values is None:
             return ""
+        channel, ty, tx = hit
         value = self.values[channel, ty, tx]
+        state = state_text(self.markers.marked.get(channel))
         return (
             f"{self.name} \u00b7 channel {channel} \u00b7 y {ty}, x {tx} \u00b7 value {value:.4f}"
+            + (f" \u00b7 {state}" if state else "")
         )
 
 
@@ -116,6 +140,7 @@ class FeatureMapsPanel(Panel):
         super().__init__(session, parent)
         self.layers: dict[str, _LayerMaps] = {}
         self._shown: list[str] = []
+        self.interventions = InterventionControls(self, "channel")
 
         self.layer_combo = QComboBox()
         self.layer_combo.setToolTip("One layer's maps, or every layer's, one under another")
@@ -143,6 +168,7 @@ class FeatureMapsPanel(Panel):
         self._mouse = pg.SignalProxy(
             self.graphics.scene().sigMouseMoved, rateLimit=30, slot=self._mouse_moved
         )
+        self.graphics.scene().sigMouseClicked.connect(self._clicked)
         self.listen(session.model_loaded, self.reload)
         self.listen(session.input_changed, self.mark_stale)
         self.listen(session.snapshot_changed, self.mark_stale)
@@ -157,9 +183,11 @@ class FeatureMapsPanel(Panel):
         """A different model: one mosaic per layer with (1, C, H, W) output."""
         previous = self.layer_combo.currentText()
         self.graphics.clear()
+        layers = model_layers(self.session)
+        self.interventions.set_layers(layers)
         self.layers = {
             info.name: _LayerMaps(info.name, info.type, *info.output_shape[1:])
-            for info in model_layers(self.session)
+            for info in layers
             if len(info.output_shape) == 4 and not info.type.startswith(_PASS_THROUGH)
         }
         self.layer_combo.blockSignals(True)
@@ -233,6 +261,7 @@ class FeatureMapsPanel(Panel):
             maps = activations.get(name)
             if maps is not None and maps.ndim == 4:
                 self.layers[name].draw(maps[0])
+                self.layers[name].mark(self.interventions.changed_units(name))
 
     def _show_message(self, text: str) -> None:
         self.message.setText(text)
@@ -249,15 +278,30 @@ class FeatureMapsPanel(Panel):
         x, y = mosaic.origin(*divmod(channel, mosaic.cols))
         return QPointF(x + mosaic.tile_w / 2, y + mosaic.tile_h / 2)
 
-    def _mouse_moved(self, args: tuple[QPointF]) -> None:
-        pos = args[0]
+    def _layer_at(self, scene_pos: QPointF) -> tuple[_LayerMaps, QPointF] | None:
+        """The shown layer under a scene point, and the point in its mosaic."""
         for name in self._shown:
             maps = self.layers[name]
-            if maps.plot.getViewBox().sceneBoundingRect().contains(pos):
-                p = maps.image.mapFromScene(pos)
-                self.readout.setText(maps.describe(p.x(), p.y()))
-                return
-        self.readout.clear()
+            if maps.plot.getViewBox().sceneBoundingRect().contains(scene_pos):
+                return maps, maps.image.mapFromScene(scene_pos)
+        return None
+
+    def _mouse_moved(self, args: tuple[QPointF]) -> None:
+        hit = self._layer_at(args[0])
+        if hit is None:
+            self.readout.clear()
+        else:
+            self.readout.setText(hit[0].describe(hit[1].x(), hit[1].y()))
+
+    def _clicked(self, event: object) -> None:
+        """Right-click a map: switch its channel off, clamp it or restore it."""
+        hit = self._layer_at(event.scenePos())
+        if event.button() != Qt.MouseButton.RightButton or hit is None:
+            return
+        maps, p = hit
+        channel = maps.channel_at(p.x(), p.y())
+        if channel is not None:
+            self.interventions.open_menu(maps.name, channel[0], event.screenPos().toPoint())
 
     def leaveEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt's name
         self.readout.clear()
@@ -271,5 +315,6 @@ class FeatureMapsPanel(Panel):
         layers = list(self.layers.values())
         plots = [maps.plot for maps in layers]
         fg = apply_palette(self, [self.graphics], plots, [m.bar for m in layers], self.message)
-        for plot in plots:
-            plot.setTitle(plot.titleLabel.text, color=fg, size="9pt")
+        for maps in layers:
+            maps.plot.setTitle(maps.plot.titleLabel.text, color=fg, size="9pt")
+            maps.markers.set_background(self.palette().color(QPalette.ColorRole.Base))

@@ -7,20 +7,19 @@ averaged over the inputs, has one tile per filter, wrapped into a square-ish gri
 One ImageItem for the whole layer costs about a millisecond where an item per filter
 costs ten (shared/design/PITFALLS.md), so the panel follows training live: watch
 lenet's first layer grow edge detectors. ``redraw`` fills a preallocated array with
-numpy and hands it over in one ``setImage``.
+numpy and hands it over in one ``setImage``. Right-click a filter to switch off its
+output channel (``intervention_menu``).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import ClassVar
 
 import numpy as np
 import pyqtgraph as pg
-import torch
 from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QPen
+from PySide6.QtGui import QColor, QPalette, QPen
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -34,6 +33,7 @@ from PySide6.QtWidgets import (
 )
 
 from nnviz.qt.panels.base import Panel
+from nnviz.qt.panels.intervention_menu import InterventionControls, UnitMarkers
 from nnviz.qt.panels.mosaic import (
     DIVERGING,
     Mosaic,
@@ -42,26 +42,15 @@ from nnviz.qt.panels.mosaic import (
     image_plot,
     message_pages,
     model_layers,
+    numpy_copy,
     readout_label,
     set_bar_levels,
     symmetric_limit,
+    tile_ticks,
 )
 from nnviz.state import Session
 
 NO_CONV_MESSAGE = "No convolution layers in this model \u2014 see Weights and Receptive fields"
-
-
-def _copy(tensor: torch.Tensor) -> np.ndarray:
-    """A float32 numpy copy that training cannot change under the picture."""
-    return tensor.detach().cpu().float().numpy().copy()
-
-
-def _axis_ticks(
-    count: int, step: int, size: int, label: Callable[[int], str] = str
-) -> list[list[tuple[float, str]]]:
-    """One labelled tick at the centre of every k-th tile, at most about 16 labels."""
-    every = max(1, math.ceil(count / 16))
-    return [[(i * step + size / 2, label(i)) for i in range(0, count, every)]]
 
 
 # ----- the panel -------------------------------------------------------------------------
@@ -114,6 +103,9 @@ class FiltersPanel(Panel):
         self.highlight.setZValue(10)
         self.highlight.hide()
         self.mosaic_plot.addItem(self.highlight)
+        self.markers = UnitMarkers()  # filters switched off (their output channel)
+        self.mosaic_plot.addItem(self.markers)
+        self.interventions = InterventionControls(self, "filter")
 
         self.detail_label = QLabel()
         self.detail_label.setWordWrap(True)
@@ -167,7 +159,9 @@ class FiltersPanel(Panel):
         """A different model: list its conv layers (exported ones by their weights' names)."""
         module = self.session.view_model
         weights = module.state_dict() if module is not None else {}
-        types = {layer.name: layer.type for layer in model_layers(self.session)}
+        layers = model_layers(self.session)
+        self.interventions.set_layers(layers)
+        types = {layer.name: layer.type for layer in layers}
         if not types and module is not None:
             types = {name: type(m).__name__ for name, m in module.named_modules()}
         self._layers = [
@@ -226,9 +220,9 @@ class FiltersPanel(Panel):
         self.pages.setCurrentIndex(0)
         weights = module.state_dict()
         # Copies: the weights change under us while training; the picture must not.
-        w = _copy(weights[f"{layer}.weight"])
+        w = numpy_copy(weights[f"{layer}.weight"])
         bias = weights.get(f"{layer}.bias")
-        self._bias = None if bias is None else _copy(bias)
+        self._bias = None if bias is None else numpy_copy(bias)
         self._in_channels = w.shape[1]
         shown = w.mean(axis=1, keepdims=True) if self.average.isChecked() else w
         self._shown = shown
@@ -258,6 +252,19 @@ class FiltersPanel(Panel):
         self.mosaic_image.setImage(self._mosaic.image, autoLevels=False, levels=levels)
         set_bar_levels(self.colour_bar, levels)
         self._draw_detail(layer, display, levels)
+        self._draw_markers(layer)
+
+    def _draw_markers(self, layer: str) -> None:
+        """A marker on every tile of each switched-off or clamped filter."""
+        m = self._mosaic
+        spots = []
+        for o, value in self.interventions.changed_units(layer).items():
+            for i in range(1 if self._wrapped else m.cols):
+                if o < len(self._shown):
+                    x, y = m.origin(*self._tile_of(o, i))
+                    size = 0.8 * min(m.tile_h, m.tile_w)
+                    spots.append(((o, i), x + m.tile_w / 2, y + m.tile_h / 2, size, value))
+        self.markers.show_units(spots)
 
     def _set_axes(self) -> None:
         mosaic = self._mosaic
@@ -270,9 +277,7 @@ class FiltersPanel(Panel):
                 last = min((r + 1) * cols, out) - 1
                 return f"{r * cols}\u2013{last}" if last > r * cols else str(last)
 
-            left.setTicks(
-                _axis_ticks(mosaic.rows, mosaic.tile_h + 1, mosaic.tile_h, filters_in_row)
-            )
+            left.setTicks(tile_ticks(mosaic.rows, mosaic.tile_h + 1, mosaic.tile_h, filters_in_row))
             self.mosaic_plot.setLabel("left", "filters, in reading order")
             top.setTicks([[]])
             self.mosaic_plot.setLabel(
@@ -282,9 +287,9 @@ class FiltersPanel(Panel):
                 else "one in-channel",
             )
         else:
-            left.setTicks(_axis_ticks(mosaic.rows, mosaic.tile_h + 1, mosaic.tile_h))
+            left.setTicks(tile_ticks(mosaic.rows, mosaic.tile_h + 1, mosaic.tile_h))
             self.mosaic_plot.setLabel("left", "filter (out-channel)")
-            top.setTicks(_axis_ticks(mosaic.cols, mosaic.tile_w + 1, mosaic.tile_w))
+            top.setTicks(tile_ticks(mosaic.cols, mosaic.tile_w + 1, mosaic.tile_w))
             self.mosaic_plot.setLabel("top", "in-channel")
         self.colour_bar.axis.setLabel("weight")
         fit(self.mosaic_plot, mosaic.image.shape)
@@ -381,15 +386,19 @@ class FiltersPanel(Panel):
             self.readout.clear()
 
     def _clicked(self, event: object) -> None:
-        if event.button() != Qt.MouseButton.LeftButton or self._mosaic is None:
-            return
         pos = event.scenePos()
         if not self.mosaic_plot.getViewBox().sceneBoundingRect().contains(pos):
             return
         p = self.mosaic_image.mapFromScene(pos)
-        hit = self._filter_at(p.x(), p.y())
-        if hit is not None:
+        hit = self._filter_at(p.x(), p.y())  # None without a mosaic
+        if hit is None:
+            return
+        if event.button() == Qt.MouseButton.LeftButton:
             self.select_filter(hit[0], hit[1])
+        elif event.button() == Qt.MouseButton.RightButton:
+            # A filter's output is its channel of the layer's output: that is what goes off.
+            screen = event.screenPos().toPoint()
+            self.interventions.open_menu(self.current_layer(), hit[0], screen)
 
     def leaveEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt's name
         self.readout.clear()
@@ -408,3 +417,4 @@ class FiltersPanel(Panel):
             self.message,
         )
         self.highlight.setPen(QPen(QColor(fg), 0))  # cosmetic: one pixel at any zoom
+        self.markers.set_background(self.palette().color(QPalette.ColorRole.Base))

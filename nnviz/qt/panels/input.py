@@ -113,6 +113,7 @@ class InputPanel(Panel):
         self.listen(session.model_loaded, self._model_loaded)
         self.listen(session.input_changed, self.mark_stale)
         self.listen(session.snapshot_changed, self.mark_stale)
+        self.listen(session.interventions_changed, self.mark_stale)  # units switched off
         self._data_changed()
 
     # ----- what can be picked ------------------------------------------------------------

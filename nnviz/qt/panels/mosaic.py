@@ -9,9 +9,11 @@ symmetric levels for signed values, colour bars, read-outs, message page and the
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import pyqtgraph as pg
+import torch
 from numpy.lib.stride_tricks import as_strided
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QPalette
@@ -82,6 +84,19 @@ class Mosaic:
         if row >= self.rows or col >= self.cols or ty >= self.tile_h or tx >= self.tile_w:
             return None
         return row, col, ty, tx
+
+
+def numpy_copy(tensor: torch.Tensor) -> np.ndarray:
+    """A float32 numpy copy that training cannot change under the picture."""
+    return tensor.detach().cpu().float().numpy().copy()
+
+
+def tile_ticks(
+    count: int, step: int, size: int, label: Callable[[int], str] = str
+) -> list[list[tuple[float, str]]]:
+    """One labelled tick at the centre of every k-th tile, at most about 16 labels."""
+    every = max(1, math.ceil(count / 16))
+    return [[(i * step + size / 2, label(i)) for i in range(0, count, every)]]
 
 
 def image_plot() -> tuple[pg.PlotItem, pg.ImageItem]:
