@@ -166,6 +166,10 @@ class MainWindow(QMainWindow):
             self.resizeDocks([top[0], bottom[0]], [520, 400], Qt.Orientation.Vertical)
         if len(top) > 1:
             self.resizeDocks(top, [700, 600], Qt.Orientation.Horizontal)
+        if bottom and "canvas" in self.docks:  # the views beside the canvas get the room
+            self.resizeDocks(
+                [self.docks["canvas"], bottom[0]], [560, 740], Qt.Orientation.Horizontal
+            )
 
     def tile_all_panels(self) -> None:
         """Every panel on screen at once, none behind a tab (for the benchmark)."""
