@@ -12,6 +12,11 @@ A benchmark, not a test: one run on this machine, figures beside their targets.
   (it comes up with Qt alone, its menus and a "Loading" line; torch imports behind it);
   startup_ready_s: until the panels and the sample model are in it too
   (``NNVIZ_EXIT_WHEN_SHOWN`` makes the app say so and exit).
+- canvas_latency: from a synthetic mouse move on the Draw panel's canvas (a stroke, one
+  move every 20 ms, a 50 Hz mouse) until the drawing has been preprocessed, classified
+  and every visible panel that follows the input has redrawn and painted, while lenet
+  trains at full speed; in the window's default layout (Draw beside the Activations
+  tab, Input in the left column; the other views behind their tabs).
 - peak_rss_mb: peak RSS of this process, which hosted the app, the bare trainers and
   the data for the measurements above (not the start-up child processes).
 
@@ -46,6 +51,7 @@ TARGETS: dict[str, tuple[tuple[str, ...], str, float, str]] = {
     "mlp-3b1b ratio": (("train_overhead", "mlp-3b1b", "ratio"), ">=", 0.75, ""),
     "event-loop p99": (("event_loop", "p99_ms"), "<=", 16.0, " ms"),
     "event-loop max": (("event_loop", "max_ms"), "<=", 50.0, " ms"),
+    "canvas p95": (("canvas_latency", "p95_ms"), "<=", 16.0, " ms"),
     "startup": (("startup_s",), "<=", 2.0, " s"),
     "peak RSS": (("peak_rss_mb",), "<=", 600.0, " MB"),
 }
@@ -62,6 +68,7 @@ def _plan(quick: bool) -> dict[str, Any]:
         "event_loop_warmup_s": 2.0,
         "event_loop_s": 4.0 if quick else 10.0,
         "startup_runs": 1 if quick else 3,
+        "canvas_moves": 100 if quick else 300,
     }
 
 
@@ -291,6 +298,62 @@ def measure_training_heartbeat(window: Any, duration_s: float, warmup_s: float) 
         window.stop_training()
 
 
+def measure_canvas_latency(window: Any, moves: int, warmup_s: float = 1.0) -> dict[str, float]:  # noqa: ANN401
+    """Milliseconds from a mouse move on the canvas to every visible view showing it,
+    with lenet training at full speed in the window."""
+    import numpy as np
+    from PySide6.QtCore import QCoreApplication, QEvent, QPointF, Qt
+    from PySide6.QtGui import QMouseEvent
+
+    _load_preset(window, "lenet")
+    panel = window.panels["canvas"]
+    canvas = panel.canvas
+    _start_training(window)
+    spin(warmup_s)
+    followers = [p for p in window.panels.values() if p.listens_to(window.session.input_changed)]
+
+    def send(kind: QEvent.Type, x: float, y: float, buttons: Qt.MouseButton) -> None:
+        pos = QPointF(x * canvas.width(), y * canvas.height())
+        moving = kind == QEvent.Type.MouseMove
+        button = Qt.MouseButton.NoButton if moving else Qt.MouseButton.LeftButton
+        event = QMouseEvent(
+            kind, pos, canvas.mapToGlobal(pos), button, buttons, Qt.KeyboardModifier.NoModifier
+        )
+        QCoreApplication.sendEvent(canvas, event)
+
+    def shown() -> bool:
+        # The views have redrawn: nothing visible is stale and the input is the drawing.
+        return panel.drawing_is_current() and not any(p.stale and p.is_shown() for p in followers)
+
+    latencies: list[float] = []
+    held = Qt.MouseButton.LeftButton
+    try:
+        stroke = 0
+        while len(latencies) < moves:
+            canvas.clear()
+            x = 0.3 + 0.4 * (stroke % 5) / 4
+            send(QEvent.Type.MouseButtonPress, x, 0.2, held)
+            for i in range(1, 21):  # a vertical stroke in 20 moves
+                start = time.perf_counter()
+                send(QEvent.Type.MouseMove, x, 0.2 + 0.6 * i / 20, held)
+                while not shown() and time.perf_counter() - start < 1.0:
+                    QCoreApplication.processEvents()
+                QCoreApplication.processEvents()  # the paint events the redraws posted
+                latencies.append((time.perf_counter() - start) * 1000)
+                spin(max(0.0, 0.020 - (time.perf_counter() - start)))
+            send(QEvent.Type.MouseButtonRelease, x, 0.8, Qt.MouseButton.NoButton)
+            stroke += 1
+    finally:
+        window.stop_training()
+    values = np.asarray(latencies[:moves])
+    return {
+        "p50_ms": float(np.percentile(values, 50)),
+        "p95_ms": float(np.percentile(values, 95)),
+        "max_ms": float(values.max()),
+        "moves": len(values),
+    }
+
+
 # ----- the whole run --------------------------------------------------------------------
 def machine_info() -> dict[str, Any]:
     import torch
@@ -347,6 +410,10 @@ def run_bench(quick: bool = False, log: Log | None = None) -> dict[str, Any]:
             heartbeat = measure_training_heartbeat(
                 window, plan["event_loop_s"], plan["event_loop_warmup_s"]
             )
+            log("canvas latency while lenet trains…")
+            window.reset_layout()  # as a person sees it: Draw beside the views it drives
+            spin(0.3)
+            canvas = measure_canvas_latency(window, plan["canvas_moves"])
         finally:
             close_window(window)
             sys.setswitchinterval(default_interval)
@@ -355,6 +422,7 @@ def run_bench(quick: bool = False, log: Log | None = None) -> dict[str, Any]:
     result: dict[str, Any] = {
         "train_overhead": overhead,
         "event_loop": heartbeat,
+        "canvas_latency": canvas,
         "startup_s": startup,
         "startup_ready_s": ready,
         "peak_rss_mb": _peak_rss_mb(),
@@ -399,6 +467,10 @@ def format_report(result: dict[str, Any]) -> str:
     )
     row("event loop: p99", f"{ev['p99_ms']:.2f} ms late", "event-loop p99")
     row("event loop: max", f"{ev['max_ms']:.2f} ms late", "event-loop max")
+    if "canvas_latency" in result:
+        cv = result["canvas_latency"]
+        row("canvas stroke to views shown (lenet training): p50", f"{cv['p50_ms']:.2f} ms")
+        row("canvas: p95", f"{cv['p95_ms']:.2f} ms", "canvas p95")
     row("startup (command to window shown)", f"{result['startup_s']:.2f} s", "startup")
     if "startup_ready_s" in result:
         row("startup (command to sample model open)", f"{result['startup_ready_s']:.2f} s")

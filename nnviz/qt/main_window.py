@@ -8,6 +8,7 @@ The panels and where they go are listed in ``nnviz.qt.panel_list``.
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
@@ -35,6 +36,9 @@ if TYPE_CHECKING:
     from nnviz.state import Session
 
 FRAME_MS = 33  # panels redraw at most 30 times a second
+# What the user does by hand (a stroke on the canvas) is shown at once rather than at
+# the next tick, at most once per 60 Hz frame: moves that arrive meanwhile are coalesced.
+PROMPT_FRAME_S = 1 / 60
 _LEFT = Qt.DockWidgetArea.LeftDockWidgetArea
 _RIGHT = Qt.DockWidgetArea.RightDockWidgetArea
 _TOP = Qt.DockWidgetArea.TopDockWidgetArea
@@ -88,6 +92,10 @@ class MainWindow(QMainWindow):
         self._frame = QTimer(self)
         self._frame.setInterval(FRAME_MS)
         self._frame.timeout.connect(self.refresh_panels)
+        self._prompt = QTimer(self)
+        self._prompt.setSingleShot(True)
+        self._prompt.timeout.connect(self.refresh_now)
+        self._last_prompt = 0.0
         if session is not None:
             self.attach(session)
 
@@ -112,6 +120,8 @@ class MainWindow(QMainWindow):
         self._fill_menus()
         self._default_state = self.saveState(LAYOUT_VERSION)
         self._wire()
+        if "canvas" in self.panels:
+            self.panels["canvas"].canvas.drawing_changed.connect(self.request_refresh)
         if self.remember_layout:
             self._restore_layout()
         self.documents.update_recent_menu()
@@ -333,6 +343,21 @@ class MainWindow(QMainWindow):
         for panel in self.panels.values():
             panel.refresh(throttle=True)
         self.status.refresh()
+
+    def request_refresh(self) -> None:
+        """Show a change the user made by hand now (within a 60 Hz frame), not at the tick."""
+        if self._prompt.isActive():
+            return  # already coming: this change is drawn with it
+        wait = PROMPT_FRAME_S - (time.perf_counter() - self._last_prompt)
+        self._prompt.start(max(0, round(wait * 1000)))
+
+    def refresh_now(self) -> None:
+        """Redraw every visible, stale panel, including the ones a redraw made stale."""
+        self._last_prompt = time.perf_counter()
+        for _ in range(3):  # the canvas sets the input; the views then follow it
+            drew = [panel.refresh() for panel in self.panels.values()]
+            if not any(drew):
+                break
 
     # ----- training ------------------------------------------------------------------
     def train(self) -> None:

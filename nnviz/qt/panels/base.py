@@ -44,6 +44,10 @@ class Panel(QWidget):
         signal.connect(slot)
         self._connections.append((signal, slot))
 
+    def listens_to(self, signal: Any) -> bool:  # noqa: ANN401 - a psygnal SignalInstance
+        """Whether this panel follows ``signal`` (connected with ``listen``)."""
+        return any(connected is signal for connected, _ in self._connections)
+
     def mark_stale(self, *_: Any) -> None:
         self._stale = True
 

@@ -63,6 +63,7 @@ class PredictionBars(pg.PlotWidget):
         plot.getAxis("left").setTicks([list(enumerate(names))])
         plot.setYRange(-0.6, n - 0.4, padding=0)
         self.labels = [pg.TextItem(anchor=(0, 0.5)) for _ in range(n)]
+        self._shown: list[tuple] = [("", None, None, None)] * n  # what each label shows
         for label in self.labels:
             plot.addItem(label)
         self.message_item.setPos(52, (n - 1) / 2)  # the middle of the x range
@@ -79,25 +80,38 @@ class PredictionBars(pg.PlotWidget):
         top = int(np.argmax(probs)) if n else -1
         brushes = [self._on if i == top else self._off for i in range(n)]
         self.bars.setOpts(x0=np.zeros(n), y=np.arange(n), width=probs * 100.0, brushes=brushes)
-        for i, label in enumerate(self.labels):
+        for i in range(len(self.labels)):
             text = f"{probs[i]:.1%}" if i < n else ""
             if text and (i == top or text != "0.0%"):  # a column of 0.0% says nothing
                 # A long bar holds its own label; otherwise it would run off the end.
                 inside = bool(probs[i] >= 0.6)
-                label.setText(text)
-                label.setAnchor((1, 0.5) if inside else (0, 0.5))
-                label.setPos(float(probs[i]) * 100.0 + (-1.5 if inside else 1.5), i)
-                label.setColor(ON_BAR if inside else self._fg if i == top else self._dim)
+                colour = ON_BAR if inside else self._fg if i == top else self._dim
+                x = float(probs[i]) * 100.0 + (-1.5 if inside else 1.5)
+                self._set_label(i, text, inside, x, colour)
             else:
-                label.setText("")
+                self._set_label(i, "", False, 0.0, self._dim)
+
+    def _set_label(self, i: int, text: str, inside: bool, x: float, colour: QColor) -> None:
+        # Setting a TextItem's text or colour re-lays out its HTML (about 0.2 ms each);
+        # while a person draws, most labels stay as they are, so only changes are sent.
+        label, shown = self.labels[i], self._shown[i]
+        if shown[0] != text:
+            label.setText(text)
+        if text and shown[1] != inside:
+            label.setAnchor((1, 0.5) if inside else (0, 0.5))
+        if text and shown[2] != x:
+            label.setPos(x, i)
+        if text and shown[3] != colour.rgba():
+            label.setColor(colour)
+        self._shown[i] = (text, inside, x, colour.rgba()) if text else ("", None, None, None)
 
     def show_message(self, text: str) -> None:
         """No bars, just ``text`` (e.g. "no ink") where they would be."""
         self.probabilities = np.zeros(0, np.float32)
         self.message = text
         self.bars.setOpts(x0=[], y=[], width=[], brushes=[])
-        for label in self.labels:
-            label.setText("")
+        for i in range(len(self.labels)):
+            self._set_label(i, "", False, 0.0, self._dim)
         self.message_item.setText(text)
 
     def top_class(self) -> int | None:
@@ -120,6 +134,7 @@ class PredictionBars(pg.PlotWidget):
     def _recolour_labels(self) -> None:
         for label in self.labels:
             label.setColor(self._dim)
+        self._shown = [("", None, None, None)] * len(self.labels)  # colours to send again
 
 
 def _mix(a: QColor, b: QColor, t: float) -> QColor:
