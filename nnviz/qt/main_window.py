@@ -117,6 +117,9 @@ class MainWindow(QMainWindow):
         self._fit_central()
         self._lay_out_panels()
         self.resize(size)
+        # The dock layout settles on the next turn of the event loop (or at show) and
+        # widens the window to the docks' preferred sizes: put the size back after it.
+        QTimer.singleShot(0, lambda: self.resize(size))
         self._fill_menus()
         self._default_state = self.saveState(LAYOUT_VERSION)
         self._wire()

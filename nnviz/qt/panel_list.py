@@ -16,6 +16,7 @@ from nnviz.qt.panels.diagram import NetworkDiagramPanel
 from nnviz.qt.panels.distributions import DistributionsPanel
 from nnviz.qt.panels.feature_maps import FeatureMapsPanel
 from nnviz.qt.panels.filters import FiltersPanel
+from nnviz.qt.panels.fool import FoolPanel
 from nnviz.qt.panels.history import HistoryPanel
 from nnviz.qt.panels.input import InputPanel
 from nnviz.qt.panels.interventions import InterventionsPanel
@@ -25,6 +26,7 @@ from nnviz.qt.panels.receptive_fields import ReceptiveFieldsPanel
 from nnviz.qt.panels.summary import SummaryPanel
 from nnviz.qt.panels.training import TrainingPanel
 from nnviz.qt.panels.weights import WeightsPanel
+from nnviz.qt.panels.why import WhyPanel
 
 LEFT = Qt.DockWidgetArea.LeftDockWidgetArea
 RIGHT = Qt.DockWidgetArea.RightDockWidgetArea
@@ -48,5 +50,7 @@ PANELS: list[tuple[type[Panel], Qt.DockWidgetArea, str | None]] = [
     (FeatureMapsPanel, BOTTOM, "insides"),
     (NetworkDiagramPanel, BOTTOM, "insides"),
     (InterventionsPanel, BOTTOM, "insides"),
+    (WhyPanel, BOTTOM, "insides"),
+    (FoolPanel, BOTTOM, "insides"),
 ]
-LAYOUT_VERSION = 7  # bump when PANELS change so an old saved layout is not restored
+LAYOUT_VERSION = 8  # bump when PANELS change so an old saved layout is not restored
