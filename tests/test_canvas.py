@@ -473,6 +473,81 @@ def test_dark_palette_and_a_narrow_dock(qtbot, shown):
     qtbot.waitUntil(lambda: panel.body.direction().name == "LeftToRight", timeout=2000)
 
 
+def _inside(widget, panel):
+    """``widget``'s rectangle in the panel's coordinates lies within the panel."""
+    top_left = widget.mapTo(panel, widget.rect().topLeft())
+    bottom_right = widget.mapTo(panel, widget.rect().bottomRight())
+    return panel.rect().contains(top_left) and panel.rect().contains(bottom_right)
+
+
+def _reads_well(panel):
+    """Nothing cut off or overlapping: captions under their pictures on one line, in the
+    same wording, and the status line whole."""
+    forms = []
+    for view, caption in zip(panel.steps.views, panel.steps.captions, strict=True):
+        assert abs(view.width() - view.height()) <= 1  # square, no blank bands
+        assert (
+            caption.mapTo(panel, caption.rect().topLeft()).y()
+            >= view.mapTo(panel, view.rect().bottomLeft()).y()
+        )
+        text = caption.text()
+        assert caption.fontMetrics().horizontalAdvance(text) <= caption.width(), text
+        assert caption.height() < 2 * caption.fontMetrics().lineSpacing()  # one line
+        forms.append(text[0].isdigit())
+    assert len(set(forms)) == 1  # all numbered, or none
+    status = panel.status
+    assert status.fits(status.text()) and _inside(status, panel)
+    assert status.height() < 2 * status.fontMetrics().lineSpacing()
+    assert panel.bars.height() >= 150 and _inside(panel.bars, panel)
+    if panel.show_mine.isVisible():
+        assert _inside(panel.show_mine, panel)
+
+
+@pytest.mark.parametrize("size", [(560, 400), (520, 400), (600, 350)])
+def test_the_draw_dock_beside_the_views_reads_well(qtbot, shown, data, size):
+    """In the main window the Draw dock is about 560 x 400: the canvas with the steps and
+    bars beside it, every caption and the status line whole."""
+    s = Session()
+    s.set_model(load_model(LENET))
+    panel = shown(s, size=size)
+    stroke(qtbot, panel.canvas, [(140, 40), (140, 240)])
+    panel.refresh()
+    assert panel.body.direction().name == "LeftToRight"
+    assert panel.canvas.height() >= 250
+    _reads_well(panel)
+    assert panel.status.text() == "Every view shows <b>your drawing</b>."
+    s.set_input(data.test.images[0] / 255.0, 7, "MNIST test #0")  # a sample takes the views
+    panel.refresh()
+    qtbot.wait(10)  # "Show my drawing" appears: the status line gets narrower
+    _reads_well(panel)
+    assert "MNIST test #0" in panel.status.text() and panel.show_mine.isVisible()
+    assert panel.status.toolTip() == "The views show MNIST test #0. Draw here to show yours."
+
+
+def test_a_narrow_dock_shortens_the_captions_and_the_status(qtbot, shown, data):
+    panel = shown(size=(300, 720))
+    stroke(qtbot, panel.canvas, [(140, 40), (140, 240)])
+    panel.refresh()
+    narrow_captions = [c.text() for c in panel.steps.captions]
+    description = "MNIST test #9999 of a long description that cannot fit"
+    panel.session.set_input(data.test.images[0] / 255.0, 7, description)
+    panel.refresh()
+    qtbot.wait(10)
+    assert panel.body.direction().name == "TopToBottom"
+    _reads_well(panel)
+    # The full sentence does not fit: a shorter one (elided at the end) and a tooltip.
+    assert not panel.status.text().startswith("The views show")
+    assert panel.status.toolTip() == f"The views show {description}. Draw here to show yours."
+    panel.resize(1300, 650)  # a floating dock: room for the details in the captions
+    qtbot.waitUntil(lambda: panel.body.direction().name == "LeftToRight", timeout=2000)
+    qtbot.wait(50)  # the new direction is laid out on the next turn of the event loop
+    assert [c.text() for c in panel.steps.captions] != narrow_captions
+    top, left, bottom, right = panel.preprocessed.bbox
+    assert panel.steps.captions[0].text() == f"1. Ink {right - left}×{bottom - top}"
+    assert panel.steps.captions[3].text() == "4. Input 28×28"
+    _reads_well(panel)
+
+
 def test_mnist_digits_survive_the_trip_through_the_canvas(data):
     """A sample copied onto the canvas (enlarged 10x, smoothly) reads as the sample does."""
     digits, labels = data.test.images[:300], data.test.labels[:300]

@@ -12,6 +12,8 @@ from PySide6.QtCore import Qt
 from nnviz.qt.panels.activations import ActivationsPanel
 from nnviz.qt.panels.base import Panel
 from nnviz.qt.panels.canvas import CanvasPanel
+from nnviz.qt.panels.compare import ComparePanel
+from nnviz.qt.panels.convolution import ConvolutionPanel
 from nnviz.qt.panels.diagram import NetworkDiagramPanel
 from nnviz.qt.panels.distributions import DistributionsPanel
 from nnviz.qt.panels.feature_maps import FeatureMapsPanel
@@ -52,5 +54,7 @@ PANELS: list[tuple[type[Panel], Qt.DockWidgetArea, str | None]] = [
     (InterventionsPanel, BOTTOM, "insides"),
     (WhyPanel, BOTTOM, "insides"),
     (FoolPanel, BOTTOM, "insides"),
+    (ComparePanel, BOTTOM, "insides"),
+    (ConvolutionPanel, BOTTOM, "insides"),
 ]
-LAYOUT_VERSION = 8  # bump when PANELS change so an old saved layout is not restored
+LAYOUT_VERSION = 9  # bump when PANELS change so an old saved layout is not restored

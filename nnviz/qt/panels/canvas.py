@@ -25,7 +25,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
-    QSizePolicy,
     QSlider,
     QToolBar,
     QVBoxLayout,
@@ -37,7 +36,7 @@ from nnviz.core.preprocess import Preprocessed, fit_to_square, load_image, prepr
 from nnviz.qt.canvas import CANVAS_SIDE, DEFAULT_BRUSH, MAX_BRUSH, MIN_BRUSH, DrawingCanvas
 from nnviz.qt.panels.base import Panel
 from nnviz.qt.panels.canvas_files import IMAGE_FILTER, mime_ink, qimage_to_ink, save_drawing
-from nnviz.qt.panels.canvas_steps import PreprocessingSteps
+from nnviz.qt.panels.canvas_steps import FittingLabel, PreprocessingSteps, plain_text
 from nnviz.qt.panels.prediction_bars import PredictionBars
 from nnviz.state import CurrentInput, Session
 
@@ -68,13 +67,10 @@ class CanvasPanel(Panel):
         self.steps = PreprocessingSteps()
         self.bars = PredictionBars()
         self.prediction = QLabel()
-        self.status = QLabel()
-        self.status.setWordWrap(True)
-        self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.prediction.setTextFormat(Qt.TextFormat.RichText)
+        self.status = FittingLabel()  # one line: a wrapped second line got cut off
         self.show_mine = QPushButton("Show my drawing")
         self.show_mine.setToolTip("Make the drawing the input of every view again")
-        for label in (self.prediction, self.status):
-            label.setTextFormat(Qt.TextFormat.RichText)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 2, 4, 4)
@@ -85,20 +81,20 @@ class CanvasPanel(Panel):
         layout.addWidget(self.picture_toolbar)
         self.body = QBoxLayout(QBoxLayout.Direction.LeftToRight)
         self.body.setSpacing(10)
-        left = QVBoxLayout()
-        left.addWidget(self.canvas, 1)
+        right = QVBoxLayout()
+        right.setSpacing(6)
+        right.addWidget(self.steps)
+        right.addWidget(self.prediction)
+        right.addWidget(self.bars, 1)
+        self.body.addWidget(self.canvas, 3)
+        self.body.addLayout(right, 2)
+        layout.addLayout(self.body, 1)
+        # Under everything, the whole width: what the views show, and the way back.
         status_row = QHBoxLayout()
         status_row.addWidget(self.status, 1)
         status_row.addWidget(self.show_mine)
-        left.addLayout(status_row)
-        right = QVBoxLayout()
-        right.addWidget(self.steps, 3)
-        right.addWidget(self.prediction)
-        right.addWidget(self.bars, 2)
-        self.body.addLayout(left, 3)
-        self.body.addLayout(right, 2)
-        layout.addLayout(self.body, 1)
-        self.setMinimumSize(260, 360)
+        layout.addLayout(status_row)
+        self.setMinimumSize(260, 320)
 
         self.canvas.drawing_changed.connect(self._drawing_changed)
         self.canvas.file_dropped.connect(self.open_image_file)
@@ -278,7 +274,8 @@ class CanvasPanel(Panel):
         self.canvas.set_current(mine)
         self.use_sample_action.setEnabled(current is not None and not mine)
         self.show_mine.setVisible(not mine and self.preprocessed.has_ink)
-        self.status.setText(self._status_text(current, mine))
+        self.status.set_forms(*self._status_text(current, mine))
+        self.status.setToolTip(plain_text(self.status.forms[0]))
         self._show_prediction(mine)
 
     def _set_input_from_drawing(self) -> None:
@@ -305,14 +302,20 @@ class CanvasPanel(Panel):
             self._setting_input = False
         self._mine = self.session.current_input
 
-    def _status_text(self, current: CurrentInput | None, mine: bool) -> str:
+    def _status_text(self, current: CurrentInput | None, mine: bool) -> tuple[str, ...]:
+        """What the views show, from the full sentence to a few words."""
         if mine and self.preprocessed.has_ink:
-            return "Every view shows <b>your drawing</b>."
+            return ("Every view shows <b>your drawing</b>.", "Views: <b>your drawing</b>")
         if mine:
-            return "Every view shows the empty canvas: draw a digit."
+            return ("Every view shows the empty canvas: draw a digit.", "Draw a digit")
         if current is None:
-            return "Draw a digit: it becomes the input of every view."
-        return f"The views show <b>{escape(current.description)}</b>. Draw here to show yours."
+            return ("Draw a digit: it becomes the input of every view.", "Draw a digit")
+        shown = f"<b>{escape(current.description)}</b>"
+        return (
+            f"The views show {shown}. Draw here to show yours.",
+            f"The views show {shown}.",
+            f"Views: {shown}",
+        )
 
     def _show_prediction(self, mine: bool) -> None:
         s = self.session
@@ -322,7 +325,7 @@ class CanvasPanel(Panel):
         if not self.preprocessed.has_ink:
             return self.bars.show_message(NO_INK)
         if not mine:
-            return self.bars.show_message("another input is shown")
+            return self.bars.show_message("another input\nis shown")
         try:
             probs = s.probabilities()
         except NnvizError as exc:
@@ -350,19 +353,10 @@ class CanvasPanel(Panel):
         direction = QBoxLayout.Direction.LeftToRight if wide else QBoxLayout.Direction.TopToBottom
         if self.body.direction() != direction:
             self.body.setDirection(direction)
-        self.steps.set_columns(2 if wide else 4)
         self.body.setStretch(0, 3 if wide else 0)
         self.body.setStretch(1, 2 if wide else 1)
-        if wide:
-            self.steps.setMaximumHeight(UNLIMITED)
-            self.canvas.setMaximumHeight(UNLIMITED)
-        else:
-            # Stacked, spare height goes to the bars, not to blank bands around squares.
-            width = event.size().width() - 8
-            cell = (width - 3 * self.steps.grid.spacing()) // 4
-            captions = 3 * self.fontMetrics().lineSpacing()
-            self.steps.setMaximumHeight(cell + captions + 4)
-            self.canvas.setMaximumHeight(width)
+        # Stacked, spare height goes to the bars, not to blank bands around the canvas.
+        self.canvas.setMaximumHeight(UNLIMITED if wide else event.size().width() - 8)
         super().resizeEvent(event)
 
     def palette_changed(self) -> None:

@@ -1,17 +1,31 @@
-"""The preprocessing of a drawing, step by step, as four small pictures.
+"""The preprocessing of a drawing, step by step, as four small pictures in a row.
 
 1. the ink and its bounding box; 2. the box scaled so its longer side is 20 px;
 3. that placed in the 28x28 frame, its centre of mass marked and the shift to the
 middle drawn; 4. the 28x28 image the network receives, each pixel a visible square.
 The pictures keep MNIST's black background in both themes: it is what the network
-sees. See ``nnviz.core.preprocess`` for why these steps.
+sees. See ``nnviz.core.preprocess`` for why these steps. Captions, and the Draw
+panel's status line (``FittingLabel``), stay on one line in a narrow dock: a shorter
+wording rather than a second line that gets cut off.
 """
 
 from __future__ import annotations
 
+import re
+from html import escape, unescape
+
 import numpy as np
 from PySide6.QtCore import QLineF, QPointF, QRectF, QSize, Qt
-from PySide6.QtGui import QColor, QImage, QPainter, QPaintEvent, QPen
+from PySide6.QtGui import (
+    QColor,
+    QFont,
+    QFontMetrics,
+    QImage,
+    QPainter,
+    QPaintEvent,
+    QPen,
+    QResizeEvent,
+)
 from PySide6.QtWidgets import QGridLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from nnviz.core.preprocess import BOX, FRAME, TARGET_COM, Preprocessed
@@ -22,8 +36,60 @@ TARGET_COLOUR = QColor(60, 200, 255)  # cyan: the middle of the frame
 GRID_COLOUR = QColor(90, 90, 90)
 
 
+class FittingLabel(QLabel):
+    """One line of rich text that never wraps: the longest of its forms that fits.
+
+    A wrapped label in a dock that is short of height gets its second line cut off, or
+    runs into the widget below it; this one picks a shorter wording instead, and when
+    even the last one is too long it is elided ("…").
+    """
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.forms: tuple[str, ...] = ()
+        self.setTextFormat(Qt.TextFormat.RichText)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.setMinimumHeight(self.fontMetrics().lineSpacing())
+
+    def set_forms(self, *forms: str) -> None:
+        """The same message from longest to shortest, as rich text."""
+        if forms != self.forms:
+            self.forms = forms
+            self._fit()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 (Qt)
+        super().resizeEvent(event)
+        self._fit()
+
+    def fits(self, form: str, room: int | None = None) -> bool:
+        """Whether ``form`` fits on one line ``room`` px wide (default: this label's width)."""
+        room = self.contentsRect().width() if room is None else room
+        font = QFont(self.font())
+        font.setBold("<b>" in form)  # measured in bold where any word is bold: the widest
+        return QFontMetrics(font).horizontalAdvance(plain_text(form)) <= room
+
+    def _fit(self) -> None:
+        for form in self.forms:
+            if self.fits(form):
+                self.setText(form)
+                return
+        if not self.forms:
+            self.setText("")
+            return
+        room, metrics = self.contentsRect().width(), self.fontMetrics()
+        shortest = plain_text(self.forms[-1])
+        self.setText(escape(metrics.elidedText(shortest, Qt.TextElideMode.ElideRight, room)))
+
+
+def plain_text(rich: str) -> str:
+    """What a reader sees of simple rich text: no tags, entities decoded."""
+    return unescape(re.sub(r"<[^>]*>", "", rich))
+
+
 class StepView(QWidget):
     """One picture of a step: an image in a black square, with optional marks on top."""
+
+    MINIMUM = 40  # px: four in a row fit beside the canvas in a 520 px wide dock
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -34,11 +100,19 @@ class StepView(QWidget):
         self.box: QRectF | None = None  # in image pixels
         self.centre: QPointF | None = None  # the centre of mass, in image pixels
         self.target: QPointF | None = None  # where it goes, in image pixels
-        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
-        self.setMinimumSize(56, 56)
+        policy = QSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        policy.setHeightForWidth(True)  # square: a layout gives it no blank bands
+        self.setSizePolicy(policy)
+        self.setMinimumSize(self.MINIMUM, self.MINIMUM)
 
     def sizeHint(self) -> QSize:  # noqa: N802 (Qt)
         return QSize(112, 112)
+
+    def hasHeightForWidth(self) -> bool:  # noqa: N802 (Qt)
+        return True
+
+    def heightForWidth(self, width: int) -> int:  # noqa: N802 (Qt)
+        return max(width, self.MINIMUM)
 
     def set_array(self, array: np.ndarray | None) -> None:
         self.array = None if array is None else np.asarray(array, np.float32)
@@ -95,15 +169,24 @@ def _cross(painter: QPainter, p: QPointF, arm: float) -> None:
 
 
 class PreprocessingSteps(QWidget):
-    """The four steps from drawing to network input, each a picture with a caption."""
+    """The four steps from drawing to network input: four pictures in a row, each with a
+    one-line caption.
+
+    A caption never wraps into the picture below it: each step has captions from long
+    ("2. Scaled 16×20") to short ("Scaled"), and shows the longest that fits its cell;
+    the tooltip always has the whole story. The row's height follows its width
+    (the pictures' ``heightForWidth``), so a box layout gives them exactly their squares.
+    """
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.ink, self.scaled, self.centred, self.final = (StepView() for _ in range(4))
+        self.views = [self.ink, self.scaled, self.centred, self.final]
         self.ink.smooth = True
         self.scaled.grid = self.final.grid = True
         self.captions = [QLabel() for _ in range(4)]
-        tips = (
+        self._forms: list[tuple[str, ...]] = []  # each caption, longest first
+        self._tips = (
             "The drawing as ink, with the box around all of it",
             f"The box scaled so its longer side is {BOX} px, keeping its shape, as MNIST did",
             f"Placed in the {FRAME}x{FRAME} frame: the centre of mass (dot) is moved to the "
@@ -111,41 +194,27 @@ class PreprocessingSteps(QWidget):
             f"The {FRAME}x{FRAME} image the network receives, each square one input pixel",
         )
         self.cells: list[QWidget] = []
-        for view, caption, tip in zip(
-            (self.ink, self.scaled, self.centred, self.final), self.captions, tips, strict=True
-        ):
+        self.grid = QGridLayout(self)
+        self.grid.setContentsMargins(0, 0, 0, 0)
+        self.grid.setSpacing(6)
+        for i, (view, caption) in enumerate(zip(self.views, self.captions, strict=True)):
             caption.setAlignment(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop)
-            caption.setWordWrap(True)
-            caption.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+            caption.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
             cell = QWidget()
-            cell.setToolTip(tip)
             column = QVBoxLayout(cell)
             column.setContentsMargins(0, 0, 0, 0)
             column.setSpacing(2)
             column.addWidget(view, 1)
             column.addWidget(caption)
             self.cells.append(cell)
-        self.grid = QGridLayout(self)
-        self.grid.setContentsMargins(0, 0, 0, 0)
-        self.grid.setSpacing(6)
-        self.columns = 0
-        self.set_columns(2)
+            self.grid.addWidget(cell, 0, i)
+        # As tall as its squares (StepView's heightForWidth) and one line of captions: a
+        # box layout gives it that, and spare height to items with a stretch. (Fixed
+        # would cap it at its size hint, below the squares of a wide row.)
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
         self.show_steps(None)
 
-    def set_columns(self, columns: int) -> None:
-        """Lay the four steps out in 1, 2 or 4 columns."""
-        if columns == self.columns:
-            return
-        self.columns = columns
-        for cell in self.cells:
-            self.grid.removeWidget(cell)
-        for i, cell in enumerate(self.cells):
-            self.grid.addWidget(cell, i // columns, i % columns)
-        # Captions of one height, so the pictures of a row line up (narrow cells wrap).
-        lines = 3 if columns >= 4 else 1
-        for caption in self.captions:
-            caption.setMinimumHeight(lines * caption.fontMetrics().lineSpacing())
-
+    # ----- content -----------------------------------------------------------------------
     def show_steps(self, pre: Preprocessed | None) -> None:
         """Show how ``pre`` was made (None or no ink: the ink alone, the rest empty)."""
         self.ink.set_array(None if pre is None else pre.ink)
@@ -154,7 +223,7 @@ class PreprocessingSteps(QWidget):
             for view in (self.scaled, self.centred, self.final):
                 view.set_array(None)
             self.centred.centre = self.centred.target = None
-            self._caption(["1. Ink", f"2. Scaled to {BOX} px", "3. Centred", "4. Input"])
+            self._caption((None,) * 4)
             return
         top, left, bottom, right = pre.bbox
         self.ink.box = QRectF(left, top, right - left, bottom - top)
@@ -170,16 +239,44 @@ class PreprocessingSteps(QWidget):
         self.final.set_array(pre.image)
         drow, dcol = pre.shift
         self._caption(
-            [
-                f"1. Ink {right - left}×{bottom - top}",
-                f"2. Scaled {w}×{h}",
-                f"3. Centred: {_shift_words(drow, dcol)}",
-                f"4. Input {FRAME}×{FRAME}",
-            ]
+            (
+                f"{right - left}×{bottom - top}",
+                f"{w}×{h}",
+                _shift_words(drow, dcol),
+                f"{FRAME}×{FRAME}",
+            )
         )
 
-    def _caption(self, texts: list[str]) -> None:
-        for label, text in zip(self.captions, texts, strict=True):
+    def _caption(self, details: tuple[str | None, ...]) -> None:
+        """Captions from "2. Scaled 16×20" down to "Scaled"; the tooltips say all of it."""
+        names = ("Ink", "Scaled", "Centred", "Input")
+        self._forms = []
+        for i, (name, detail, tip) in enumerate(zip(names, details, self._tips, strict=True)):
+            numbered = f"{i + 1}. {name}"
+            full = numbered if detail is None else f"{numbered}{': ' if i == 2 else ' '}{detail}"
+            self._forms.append((full, numbered, name))
+            self.cells[i].setToolTip(f"{full}\n{tip}")
+        self._fit_captions()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 (Qt)
+        super().resizeEvent(event)
+        self._fit_captions()
+
+    def _fit_captions(self) -> None:
+        """Each caption in the longest wording that fits its cell; numbered only if all
+        four can be, so the row reads alike."""
+        room = (self.width() - 3 * self.grid.spacing()) // 4
+        metrics = self.fontMetrics()
+
+        def fits(text: str) -> bool:
+            return metrics.horizontalAdvance(text) <= room
+
+        numbered = all(fits(forms[1]) for forms in self._forms)
+        for label, (full, with_number, bare) in zip(self.captions, self._forms, strict=True):
+            if numbered:
+                text = full if fits(full) else with_number
+            else:  # even the shortest may not fit: elided, never cut at both ends
+                text = metrics.elidedText(bare, Qt.TextElideMode.ElideRight, room)
             label.setText(text)
 
 
