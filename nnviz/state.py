@@ -193,6 +193,63 @@ class Session:
             extra=self.weight_history.to_tensors() if self.save_history else {},
         )
 
+    # ----- weights the user changed (taught, or a teaching undone) ----------------------
+    def weights_locked(self) -> str | None:
+        """Why the user cannot change the weights now, or None when they can.
+
+        Paused counts as training: the paused trainer holds the module and its optimizer
+        state, and its last snapshot would be published over the user's weights.
+        """
+        if self.loaded is None or self.view_model is None:
+            return "load a model first"
+        if not self.trainable:
+            return (
+                "this model was opened from a foreign file (.pt2 or TorchScript): nnviz can "
+                "look inside it but not change its weights"
+            )
+        if self.status in (RUNNING, PAUSED):
+            return "stop training first: the trainer is working on these weights"
+        if self.viewing_step is not None:
+            return (
+                f"the views show step {self.viewing_step:,} from the history; go back to the "
+                "latest weights first"
+            )
+        return None
+
+    def set_weights(self, state_dict: dict[str, torch.Tensor], reason: str) -> Snapshot:
+        """Weights the user changed, not training (``reason``, e.g. "taught a 4").
+
+        The views and the next training run take them, the weight history keeps them at
+        the current step (in place of what it held there: they are the run's latest
+        state), the run is marked unsaved, and ``snapshot_changed`` fires. Raises
+        NnvizError, changing nothing, when ``weights_locked`` says why not or the weights
+        do not fit the model.
+        """
+        locked = self.weights_locked()
+        if locked is not None:
+            raise NnvizError(f"cannot change the weights: {locked}")
+        assert self.view_model is not None
+        _check_fits(state_dict, self.view_model.state_dict())
+        self.view_model.load_state_dict(state_dict)
+        if self.train_model is not None:
+            self.train_model.load_state_dict(state_dict)
+        latest = self._latest
+        step = latest.step if latest is not None else self.history.last_step
+        snapshot = Snapshot(
+            step=step,
+            epoch=latest.epoch if latest is not None else self._epoch_of(step),
+            optimizer_step=latest.optimizer_step if latest is not None else 0,
+            weights={k: frozen_copy(v) for k, v in self.view_model.state_dict().items()},
+            status=self.status,
+            meta={"reason": reason},
+        )
+        self._record(snapshot)
+        self.snapshot = snapshot
+        self._weights_version += 1
+        self.set_dirty(True)
+        self.snapshot_changed.emit(snapshot)
+        return snapshot
+
     # ----- history: the weights over the run -------------------------------------------
     def show_step(self, step: int) -> None:
         """Show every view as the network was at ``step`` (the nearest stored step)."""
@@ -392,3 +449,22 @@ class Session:
         if len(shape) < 2 or not 0 <= unit < shape[1]:
             count = shape[1] if len(shape) > 1 else 0
             raise NnvizError(f"{layer} has {count} units; there is no unit {unit}")
+
+
+def _check_fits(state_dict: dict[str, torch.Tensor], current: dict[str, torch.Tensor]) -> None:
+    """NnvizError unless ``state_dict`` has exactly the model's tensors, in their shapes:
+    a half-loaded model would be worse than none."""
+    missing = sorted(set(current) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(current))
+    wrong = [
+        f"{k} {tuple(state_dict[k].shape)} (the model's is {tuple(v.shape)})"
+        for k, v in current.items()
+        if k in state_dict and tuple(state_dict[k].shape) != tuple(v.shape)
+    ]
+    problems = [
+        *([f"missing {', '.join(missing)}"] if missing else []),
+        *([f"not in the model: {', '.join(unexpected)}"] if unexpected else []),
+        *([f"wrong shape: {', '.join(wrong)}"] if wrong else []),
+    ]
+    if problems:
+        raise NnvizError("these weights do not fit the model: " + "; ".join(problems))

@@ -26,6 +26,7 @@ from nnviz.qt.panels.layer_health import LayerHealthPanel
 from nnviz.qt.panels.loss import LossPanel
 from nnviz.qt.panels.receptive_fields import ReceptiveFieldsPanel
 from nnviz.qt.panels.summary import SummaryPanel
+from nnviz.qt.panels.teach import TeachPanel
 from nnviz.qt.panels.training import TrainingPanel
 from nnviz.qt.panels.weights import WeightsPanel
 from nnviz.qt.panels.why import WhyPanel
@@ -56,5 +57,6 @@ PANELS: list[tuple[type[Panel], Qt.DockWidgetArea, str | None]] = [
     (FoolPanel, BOTTOM, "insides"),
     (ComparePanel, BOTTOM, "insides"),
     (ConvolutionPanel, BOTTOM, "insides"),
+    (TeachPanel, BOTTOM, "insides"),
 ]
-LAYOUT_VERSION = 9  # bump when PANELS change so an old saved layout is not restored
+LAYOUT_VERSION = 10  # bump when PANELS change so an old saved layout is not restored
