@@ -36,7 +36,10 @@ RIGHT = Qt.DockWidgetArea.RightDockWidgetArea
 TOP = Qt.DockWidgetArea.TopDockWidgetArea
 BOTTOM = Qt.DockWidgetArea.BottomDockWidgetArea
 # (panel, dock area, tab group): panels of one group share a dock as tabs, the first
-# one in front. The left column holds the controls; the rest fill the window.
+# one in front. The left column holds the controls; the top row follows training and
+# the weights; the bottom row is about one input: the Draw panel beside the views of
+# what the network does with it. Compare and Convolution sit in the top row so they
+# show beside the canvas while a person draws.
 PANELS: list[tuple[type[Panel], Qt.DockWidgetArea, str | None]] = [
     (TrainingPanel, LEFT, None),
     (InputPanel, LEFT, None),
@@ -45,9 +48,11 @@ PANELS: list[tuple[type[Panel], Qt.DockWidgetArea, str | None]] = [
     (SummaryPanel, TOP, "progress"),
     (DistributionsPanel, TOP, "progress"),
     (LayerHealthPanel, TOP, "progress"),
+    (ComparePanel, TOP, "progress"),
     (WeightsPanel, TOP, "weights"),
     (ReceptiveFieldsPanel, TOP, "weights"),
     (FiltersPanel, TOP, "weights"),
+    (ConvolutionPanel, TOP, "weights"),
     (CanvasPanel, BOTTOM, None),
     (ActivationsPanel, BOTTOM, "insides"),
     (FeatureMapsPanel, BOTTOM, "insides"),
@@ -55,8 +60,6 @@ PANELS: list[tuple[type[Panel], Qt.DockWidgetArea, str | None]] = [
     (InterventionsPanel, BOTTOM, "insides"),
     (WhyPanel, BOTTOM, "insides"),
     (FoolPanel, BOTTOM, "insides"),
-    (ComparePanel, BOTTOM, "insides"),
-    (ConvolutionPanel, BOTTOM, "insides"),
     (TeachPanel, BOTTOM, "insides"),
 ]
-LAYOUT_VERSION = 10  # bump when PANELS change so an old saved layout is not restored
+LAYOUT_VERSION = 11  # bump when PANELS change so an old saved layout is not restored
