@@ -36,7 +36,12 @@ from nnviz.core.preprocess import Preprocessed, fit_to_square, load_image, prepr
 from nnviz.qt.canvas import CANVAS_SIDE, DEFAULT_BRUSH, MAX_BRUSH, MIN_BRUSH, DrawingCanvas
 from nnviz.qt.panels.base import Panel
 from nnviz.qt.panels.canvas_files import IMAGE_FILTER, mime_ink, qimage_to_ink, save_drawing
-from nnviz.qt.panels.canvas_steps import FittingLabel, PreprocessingSteps, plain_text
+from nnviz.qt.panels.canvas_steps import (
+    FittingLabel,
+    PreprocessingSteps,
+    TextLine,
+    plain_text,
+)
 from nnviz.qt.panels.prediction_bars import PredictionBars
 from nnviz.state import CurrentInput, Session
 
@@ -66,8 +71,7 @@ class CanvasPanel(Panel):
         self.canvas = DrawingCanvas()
         self.steps = PreprocessingSteps()
         self.bars = PredictionBars()
-        self.prediction = QLabel()
-        self.prediction.setTextFormat(Qt.TextFormat.RichText)
+        self.prediction = TextLine()
         self.status = FittingLabel()  # one line: a wrapped second line got cut off
         self.show_mine = QPushButton("Show my drawing")
         self.show_mine.setToolTip("Make the drawing the input of every view again")

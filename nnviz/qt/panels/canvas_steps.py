@@ -23,8 +23,10 @@ from PySide6.QtGui import (
     QImage,
     QPainter,
     QPaintEvent,
+    QPalette,
     QPen,
     QResizeEvent,
+    QStaticText,
 )
 from PySide6.QtWidgets import QGridLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
@@ -79,6 +81,44 @@ class FittingLabel(QLabel):
         room, metrics = self.contentsRect().width(), self.fontMetrics()
         shortest = plain_text(self.forms[-1])
         self.setText(escape(metrics.elidedText(shortest, Qt.TextElideMode.ElideRight, room)))
+
+
+class TextLine(QWidget):
+    """One line of simple rich text, painted: a new text repaints it and nothing else.
+
+    A QLabel asks its layout to recompute on every new text; mid-stroke the prediction
+    changes at every move, and those requests climbed to the main window and repainted
+    whole docks (half the time of a stroke's update). This line keeps a constant size.
+    """
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._text = ""
+        self._static = QStaticText()
+        self._static.setTextFormat(Qt.TextFormat.RichText)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.setFixedHeight(self.fontMetrics().lineSpacing() + 4)
+
+    def text(self) -> str:
+        return self._text
+
+    def setText(self, text: str) -> None:  # noqa: N802 - QLabel's name, as callers expect
+        if text != self._text:
+            self._text = text
+            self._static.setText(text)
+            self.update()
+
+    def sizeHint(self) -> QSize:  # noqa: N802 (Qt)
+        return QSize(200, self.height())
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 (Qt)
+        painter = QPainter(self)
+        painter.setPen(self.palette().color(QPalette.ColorRole.WindowText))
+        painter.setFont(self.font())
+        self._static.prepare(painter.transform(), self.font())
+        y = (self.height() - self._static.size().height()) / 2
+        painter.drawStaticText(QPointF(0, y), self._static)
+        painter.end()
 
 
 def plain_text(rich: str) -> str:
@@ -255,7 +295,8 @@ class PreprocessingSteps(QWidget):
             numbered = f"{i + 1}. {name}"
             full = numbered if detail is None else f"{numbered}{': ' if i == 2 else ' '}{detail}"
             self._forms.append((full, numbered, name))
-            self.cells[i].setToolTip(f"{full}\n{tip}")
+            if self.cells[i].toolTip() != f"{full}\n{tip}":
+                self.cells[i].setToolTip(f"{full}\n{tip}")
         self._fit_captions()
 
     def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 (Qt)
@@ -277,7 +318,8 @@ class PreprocessingSteps(QWidget):
                 text = full if fits(full) else with_number
             else:  # even the shortest may not fit: elided, never cut at both ends
                 text = metrics.elidedText(bare, Qt.TextElideMode.ElideRight, room)
-            label.setText(text)
+            if label.text() != text:  # a new text re-lays out the dock: only when it differs
+                label.setText(text)
 
 
 def _shift_words(drow: int, dcol: int) -> str:
