@@ -54,7 +54,7 @@ class TrainConfig:
     steps_per_second: float | None = None  # a watchable pace; None = as fast as possible
     # How often readers get fresh weights: views follow training 5 times a second, which
     # reads as live and leaves the GIL to the training thread the rest of the time.
-    snapshot_interval_s: float = 0.2
+    snapshot_interval_s: float = 0.33
     # torch threads for the training thread. One is fastest for these small models
     # (OpenMP threads spin against each other on a busy 2-core machine: 2 threads ran
     # mlp-3b1b 12x slower than 1 there) and leaves a core for the window.

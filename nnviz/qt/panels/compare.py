@@ -83,6 +83,9 @@ class ComparePanel(Panel):
 
     title = "Compare"
     object_name = "compare"
+    max_fps: ClassVar[float] = (
+        2.0  # a second model's forward pass per redraw; training moves slowly
+    )
     area: ClassVar = Qt.DockWidgetArea.BottomDockWidgetArea
 
     def __init__(self, session: Session, parent: QWidget | None = None) -> None:

@@ -15,6 +15,7 @@ import pyqtgraph as pg
 from pyqtgraph.Qt.internals import PrimitiveArray
 from PySide6.QtCore import QLineF, QRectF
 from PySide6.QtGui import QColor, QPainter
+from PySide6.QtWidgets import QGraphicsItem
 
 EDGE_WIDTHS, EDGE_ALPHAS = (1, 2, 3), (80, 150, 230)  # pixels and alpha per strength bucket
 _CMAP = pg.colormap.get("CET-D1")  # the weight heatmaps' map: blue negative, red positive
@@ -44,6 +45,9 @@ class EdgeLines(pg.GraphicsObject):
         self._rect = QRectF()
         # QLineF memory numpy can write into (what PlotCurveItem uses for drawLines).
         self._buffer = PrimitiveArray(QLineF, 4)
+        # Repainted whenever anything else in the diagram changes (neurons, labels):
+        # drawn once into a cached picture, those repaints are a copy, not 800 lines.
+        self.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         self.set_style(colour, width)
 
     def set_style(self, colour: QColor, width: int) -> None:

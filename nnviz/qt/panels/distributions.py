@@ -92,7 +92,7 @@ class DistributionsPanel(Panel):
     title = "Distributions"
     object_name = "distributions"
     area: ClassVar = Qt.DockWidgetArea.TopDockWidgetArea
-    max_fps: ClassVar[float] = 4.0  # new statistics come at most a few times a second
+    max_fps: ClassVar[float] = 1.0  # new statistics twice a second; ~20 ms to draw and paint
 
     def __init__(self, session: Session, parent: QWidget | None = None) -> None:
         super().__init__(session, parent)

@@ -55,7 +55,7 @@ class FoolPanel(Panel):
     title = "Fool it"
     object_name = "fool"
     area: ClassVar = Qt.DockWidgetArea.BottomDockWidgetArea
-    max_fps: ClassVar[float] = 10.0  # it only greys out or follows the input
+    max_fps: ClassVar[float] = 2.0  # it only greys out or follows the input
 
     def __init__(self, session: Session, parent: QWidget | None = None) -> None:
         super().__init__(session, parent)

@@ -118,7 +118,7 @@ class LayerHealthPanel(Panel):
     title = "Layer health"
     object_name = "layer_health"
     area: ClassVar = Qt.DockWidgetArea.TopDockWidgetArea
-    max_fps: ClassVar[float] = 4.0  # new statistics come at most a few times a second
+    max_fps: ClassVar[float] = 1.0  # new statistics twice a second
 
     def __init__(self, session: Session, parent: QWidget | None = None) -> None:
         super().__init__(session, parent)

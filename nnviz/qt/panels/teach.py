@@ -35,6 +35,7 @@ class TeachPanel(Panel):
 
     title = "Teach and dream"  # not "&": Qt reads it as a shortcut mark in tabs and menus
     object_name = "teach"
+    max_fps: ClassVar[float] = 2.0  # the answer shown beside the lesson; training moves slowly
     area: ClassVar = Qt.DockWidgetArea.BottomDockWidgetArea
 
     def __init__(self, session: Session, parent: QWidget | None = None) -> None:

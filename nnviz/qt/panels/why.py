@@ -59,7 +59,9 @@ class WhyPanel(Panel):
     area: ClassVar = Qt.DockWidgetArea.BottomDockWidgetArea
     # Two gradient passes a frame (~4 ms for lenet): 10 a second follow training well
     # and leave the GIL to the trainer.
-    max_fps: ClassVar[float] = 10.0
+    max_fps: ClassVar[float] = (
+        2.0  # two gradient passes per redraw: beside training, twice a second is live enough
+    )
 
     def __init__(self, session: Session, parent: QWidget | None = None) -> None:
         super().__init__(session, parent)
