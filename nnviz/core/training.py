@@ -52,7 +52,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     steps_per_second: float | None = None  # a watchable pace; None = as fast as possible
-    # How often readers get fresh weights: views follow training 5 times a second, which
+    # How often readers get fresh weights: views follow training 3 times a second, which
     # reads as live and leaves the GIL to the training thread the rest of the time.
     snapshot_interval_s: float = 0.33
     # torch threads for the training thread. One is fastest for these small models

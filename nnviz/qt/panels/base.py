@@ -33,6 +33,9 @@ class Panel(QWidget):
 
     def __init__(self, session: Session, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        # Opaque: when something inside redraws, Qt repaints from the panel down, not
+        # the dock and the main window beneath it (which doubled every repaint's cost).
+        self.setAutoFillBackground(True)
         self.session = session
         self._stale = True
         self._palette_changed = False
@@ -50,6 +53,11 @@ class Panel(QWidget):
 
     def mark_stale(self, *_: Any) -> None:
         self._stale = True
+
+    @property
+    def last_redraw(self) -> float:
+        """When it last redrew (``time.perf_counter``; 0 if never)."""
+        return self._last_redraw
 
     @property
     def stale(self) -> bool:

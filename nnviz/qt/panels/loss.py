@@ -90,9 +90,10 @@ class LossPanel(Panel):
     title = "Loss"
     object_name = "loss"
     area: ClassVar = Qt.DockWidgetArea.BottomDockWidgetArea
-    # Ten redraws a second follow training closely enough; the GUI thread's time (and the
-    # GIL) is worth more to the trainer than a smoother curve.
-    max_fps: ClassVar[float] = 10.0
+    # Five redraws a second follow training closely enough; the GUI thread's time (and
+    # the GIL) is worth more to the trainer than a smoother curve (alone beside
+    # mlp-3b1b training, this panel took a quarter of the GUI thread at 10 Hz).
+    max_fps: ClassVar[float] = 5.0
 
     def __init__(self, session: Session, parent: QWidget | None = None) -> None:
         super().__init__(session, parent)

@@ -52,6 +52,8 @@ class ReceptiveFieldsPanel(Panel):
 
     title = "Receptive fields"
     object_name = "receptive_fields"
+    # the issue asks for at most a few times a second
+    max_fps: ClassVar[float] = 2.0
     area: ClassVar = Qt.DockWidgetArea.RightDockWidgetArea
     min_interval_s = 0.2  # live updates at ~5 Hz
 
