@@ -26,7 +26,6 @@ from PySide6.QtGui import (
     QPalette,
     QPen,
     QResizeEvent,
-    QStaticText,
 )
 from PySide6.QtWidgets import QGridLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
@@ -84,18 +83,17 @@ class FittingLabel(QLabel):
 
 
 class TextLine(QWidget):
-    """One line of simple rich text, painted: a new text repaints it and nothing else.
+    """One line of text with <b>bold</b> parts, painted: a new text repaints it and
+    nothing else.
 
     A QLabel asks its layout to recompute on every new text; mid-stroke the prediction
     changes at every move, and those requests climbed to the main window and repainted
-    whole docks (half the time of a stroke's update). This line keeps a constant size.
+    whole docks. This line keeps a constant size and elides what does not fit.
     """
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._text = ""
-        self._static = QStaticText()
-        self._static.setTextFormat(Qt.TextFormat.RichText)
         self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         self.setFixedHeight(self.fontMetrics().lineSpacing() + 4)
 
@@ -105,7 +103,6 @@ class TextLine(QWidget):
     def setText(self, text: str) -> None:  # noqa: N802 - QLabel's name, as callers expect
         if text != self._text:
             self._text = text
-            self._static.setText(text)
             self.update()
 
     def sizeHint(self) -> QSize:  # noqa: N802 (Qt)
@@ -114,10 +111,19 @@ class TextLine(QWidget):
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 (Qt)
         painter = QPainter(self)
         painter.setPen(self.palette().color(QPalette.ColorRole.WindowText))
-        painter.setFont(self.font())
-        self._static.prepare(painter.transform(), self.font())
-        y = (self.height() - self._static.size().height()) / 2
-        painter.drawStaticText(QPointF(0, y), self._static)
+        x, room = 0, self.width()
+        baseline = (self.height() + self.fontMetrics().ascent() - self.fontMetrics().descent()) // 2
+        # "a <b>b</b> c" -> ["a ", "b", " c"]: every odd part is bold.
+        for i, part in enumerate(re.split(r"</?b>", self._text)):
+            font = QFont(self.font())
+            font.setBold(i % 2 == 1)
+            metrics = QFontMetrics(font)
+            words = metrics.elidedText(unescape(part), Qt.TextElideMode.ElideRight, room - x)
+            painter.setFont(font)
+            painter.drawText(x, baseline, words)
+            x += metrics.horizontalAdvance(words)
+            if x >= room:
+                break
         painter.end()
 
 
