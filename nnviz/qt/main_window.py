@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QByteArray, QCoreApplication, QEvent, QObject, QSettings, Qt, QTimer
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
@@ -55,43 +55,6 @@ def app_settings() -> QSettings:
     return QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, "nnviz", "nnviz")
 
 
-class DockRelayoutThrottle(QObject):
-    """Lets a dock (or the status bar) re-lay out the window at most twice a second.
-
-    Qt passes every layout change up to the window (QLayout::activate ends with
-    ``updateGeometry()`` whether or not a size changed), so a label whose text changes
-    five times a second in any panel re-laid out all the docks five times a second,
-    which cost more of the GUI thread than drawing the panels. A panel's own widgets
-    still re-lay out at once; only the news to the window is coalesced.
-    """
-
-    DELAY_MS = 500
-
-    def __init__(self, parent: QObject) -> None:
-        super().__init__(parent)
-        self._pending: set[QWidget] = set()
-        self._passing: QWidget | None = None
-        self._timer = QTimer(self)
-        self._timer.setSingleShot(True)
-        self._timer.timeout.connect(self._deliver)
-
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
-        if event.type() != QEvent.Type.LayoutRequest or watched is self._passing:
-            return False
-        assert isinstance(watched, QWidget)
-        self._pending.add(watched)
-        if not self._timer.isActive():
-            self._timer.start(self.DELAY_MS)
-        return True
-
-    def _deliver(self) -> None:
-        pending, self._pending = self._pending, set()
-        for dock in pending:
-            self._passing = dock
-            QCoreApplication.sendEvent(dock, QEvent(QEvent.Type.LayoutRequest))
-        self._passing = None
-
-
 class MainWindow(QMainWindow):
     def __init__(self, session: Session | None = None, *, remember_layout: bool = True) -> None:
         """The window without its panels; ``attach`` (or ``create_window``) adds them.
@@ -104,7 +67,6 @@ class MainWindow(QMainWindow):
         self.documents: Documents | None = None
         self.panels: dict[str, Panel] = {}
         self.docks: dict[str, QDockWidget] = {}
-        self._relayout_throttle = DockRelayoutThrottle(self)
         self.setAcceptDrops(True)
         self.setDockNestingEnabled(True)
         self.banner = MessageBanner()
@@ -153,7 +115,6 @@ class MainWindow(QMainWindow):
         self.runner = TrainingRunner(self.session, self)
         self.documents = Documents(self)
         self.status = TrainingStatusBar(self.session)
-        self.status.installEventFilter(self._relayout_throttle)  # its figures change 4x/s
         self.setStatusBar(self.status)
         self.loading.hide()
         self._fit_central()
@@ -240,7 +201,6 @@ class MainWindow(QMainWindow):
 
     def _add_panel(self, panel: Panel, area: Qt.DockWidgetArea) -> QDockWidget:
         dock = QDockWidget(panel.title, self)
-        dock.installEventFilter(self._relayout_throttle)
         dock.setObjectName(f"dock_{panel.object_name}")
         dock.setWidget(panel)
         self.addDockWidget(area, dock)
