@@ -154,3 +154,34 @@ def row_major_images():
     import pyqtgraph as pg
 
     pg.setConfigOptions(imageAxisOrder="row-major")
+
+
+@pytest.fixture
+def one_torch_thread():
+    """As the app runs (app.py): on a shared two-core machine, more threads only wait."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def show_panel(qtbot):
+    """Put a panel on screen at a dock's size and draw it once; closed after the test."""
+    panels = []
+
+    def show(panel_type, session, size=(740, 400)):  # noqa: ANN001, ANN202
+        panel = panel_type(session)
+        qtbot.addWidget(panel)
+        panel.resize(*size)
+        panel.show()
+        qtbot.waitExposed(panel)
+        panel.refresh()
+        panels.append(panel)
+        return panel
+
+    yield show
+    for panel in panels:
+        panel.close_panel()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.resources
 
 import numpy as np
@@ -15,20 +16,11 @@ from nnviz.qt.panels.fool import INVISIBLE, NO_INPUT, FoolPanel
 from nnviz.qt.panels.mosaic import DIVERGING
 from nnviz.state import Session
 
-pytestmark = pytest.mark.usefixtures("row_major_images")
+pytestmark = pytest.mark.usefixtures("row_major_images", "one_torch_thread")
 
 SAMPLES = importlib.resources.files("nnviz.sample_models")
 LENET, MLP_3B1B = str(SAMPLES / "lenet.nnviz"), str(SAMPLES / "mlp-3b1b.nnviz")
 LEFT = Qt.MouseButton.LeftButton
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """As the app runs (app.py): on a shared two-core machine, more threads only wait."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _session(source, data, index=0):
@@ -46,23 +38,9 @@ def _show_digit(session, data, index):
 
 
 @pytest.fixture
-def shown(qtbot):
-    """Put a Fool it panel on screen at the dock's size; closed after the test."""
-    panels = []
-
-    def show(session, size=(740, 400)):
-        panel = FoolPanel(session)
-        qtbot.addWidget(panel)
-        panel.resize(*size)
-        panel.show()
-        qtbot.waitExposed(panel)
-        panel.refresh()
-        panels.append(panel)
-        return panel
-
-    yield show
-    for panel in panels:
-        panel.close_panel()
+def shown(show_panel):
+    """Put a Fool panel on screen at the dock's size; closed after the test."""
+    return functools.partial(show_panel, FoolPanel)
 
 
 def _answer(model, image):

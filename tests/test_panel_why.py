@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import importlib.resources
 
 import numpy as np
@@ -18,20 +19,11 @@ from nnviz.qt.panels.overlay import heat_colours, signed_colours
 from nnviz.qt.panels.why import NO_CONV, NO_INPUT, WhyPanel
 from nnviz.state import Session
 
-pytestmark = pytest.mark.usefixtures("row_major_images")
+pytestmark = pytest.mark.usefixtures("row_major_images", "one_torch_thread")
 
 SAMPLES = importlib.resources.files("nnviz.sample_models")
 LENET, MLP_3B1B = str(SAMPLES / "lenet.nnviz"), str(SAMPLES / "mlp-3b1b.nnviz")
 LEFT = Qt.MouseButton.LeftButton
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """As the app runs (app.py): on a shared two-core machine, more threads only wait."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _session(source, data, index=0):
@@ -49,23 +41,9 @@ def _show_digit(session, data, index):
 
 
 @pytest.fixture
-def shown(qtbot):
+def shown(show_panel):
     """Put a Why panel on screen at the dock's size; closed after the test."""
-    panels = []
-
-    def show(session, size=(740, 400)):
-        panel = WhyPanel(session)
-        qtbot.addWidget(panel)
-        panel.resize(*size)
-        panel.show()
-        qtbot.waitExposed(panel)
-        panel.refresh()
-        panels.append(panel)
-        return panel
-
-    yield show
-    for panel in panels:
-        panel.close_panel()
+    return functools.partial(show_panel, WhyPanel)
 
 
 def _predicted(session):
