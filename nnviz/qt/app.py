@@ -159,6 +159,9 @@ def run_app(model: str | None = None, screenshot: str | None = None) -> int:
             print(f"nnviz: error: cannot start: {failure[0]}", file=sys.stderr)
             app.exit(1)
             return
+        # Building twenty panels holds the GUI thread for about a second: say so first.
+        window.loading.setText("Building the views…")
+        window.loading.repaint()
         attach(window)
         open_first_model(window, model)
         if timing:

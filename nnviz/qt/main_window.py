@@ -70,7 +70,7 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self.setDockNestingEnabled(True)
         self.banner = MessageBanner()
-        self.loading = QLabel("Loading PyTorch and the sample model…")
+        self.loading = QLabel("Loading PyTorch…")
         self.loading.setAlignment(Qt.AlignmentFlag.AlignCenter)
         central = QWidget()
         layout = QVBoxLayout(central)
