@@ -53,8 +53,9 @@ def create_shell(*, remember_layout: bool = True):  # noqa: ANN201
 
 
 def import_torch_side() -> None:
-    """torch and nnviz's Qt-free modules: the slow part of start-up (about a second),
-    which ``run_app`` does on a background thread while the window is on screen."""
+    """torch and nnviz's Qt-free modules: the slow part of start-up (1.1 s to 2.7 s on
+    our two-core machines), which ``run_app`` does on a background thread while the
+    window is on screen."""
     import torch  # noqa: F401
 
     import nnviz.core.modelfile
