@@ -187,11 +187,22 @@ def spin(seconds: float) -> None:
     loop.exec()
 
 
-def _load_preset(window: Any, name: str) -> None:  # noqa: ANN401
+def _load_preset(window: Any, name: str, settle_s: float = 5.0) -> None:  # noqa: ANN401
+    """Open a sample model and let every panel draw it, as a person opens a model and
+    then presses Train (the views' first drawing of a new model is not what is measured)."""
+    from PySide6.QtCore import QCoreApplication
+
     from nnviz.core.modelfile import load_model
 
     window.session.set_model(load_model(name, seed=0))
     window.session.set_config(_train_config())
+    end = time.perf_counter() + settle_s
+    while time.perf_counter() < end and any(
+        p.stale and p.is_shown() for p in window.panels.values()
+    ):
+        QCoreApplication.processEvents()
+        time.sleep(0.005)
+    spin(0.1)  # their paints
 
 
 def _start_training(window: Any) -> Any:  # noqa: ANN401 - Qt and core types, imported lazily
@@ -321,9 +332,13 @@ def measure_canvas_latency(window: Any, moves: int, warmup_s: float = 1.0) -> di
         )
         QCoreApplication.sendEvent(canvas, event)
 
-    def shown() -> bool:
-        # The views have redrawn: nothing visible is stale and the input is the drawing.
-        return panel.drawing_is_current() and not any(p.stale and p.is_shown() for p in followers)
+    def shown(since: float) -> bool:
+        # The input is the drawing and every visible view that follows it has redrawn
+        # since the move (a view may be stale again by then from a new training snapshot,
+        # which it draws at its next tick: that is not the stroke waiting).
+        return panel.drawing_is_current() and all(
+            p.last_redraw >= since for p in followers if p.is_shown()
+        )
 
     latencies: list[float] = []
     held = Qt.MouseButton.LeftButton
@@ -336,7 +351,7 @@ def measure_canvas_latency(window: Any, moves: int, warmup_s: float = 1.0) -> di
             for i in range(1, 21):  # a vertical stroke in 20 moves
                 start = time.perf_counter()
                 send(QEvent.Type.MouseMove, x, 0.2 + 0.6 * i / 20, held)
-                while not shown() and time.perf_counter() - start < 1.0:
+                while not shown(start) and time.perf_counter() - start < 1.0:
                     QCoreApplication.processEvents()
                 QCoreApplication.processEvents()  # the paint events the redraws posted
                 latencies.append((time.perf_counter() - start) * 1000)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.resources
 import ipaddress
 import re
 import socket
@@ -167,6 +168,77 @@ def one_torch_thread():
     torch.set_num_threads(threads)
 
 
+def _show_digit(session, data, index):  # noqa: ANN001
+    image, label = data.test.images[index] / 255.0, int(data.test.labels[index])
+    session.set_input(image, label, f"MNIST test #{index}")
+
+
+@pytest.fixture
+def show_digit():
+    """Make test digit ``index`` the input: ``show_digit(session, data, index)``."""
+    return _show_digit
+
+
+@pytest.fixture
+def open_session():
+    """A Session as the app has one after File > Open: ``open_session(source, data,
+    index=0)`` opens ``source`` (a path, a preset name or a loaded model), takes ``data``
+    as MNIST and shows test digit ``index`` as the input (None: no input)."""
+    from nnviz.core.modelfile import LoadedModel, load_model
+    from nnviz.state import Session
+
+    def open_(source, data, index=0):  # noqa: ANN001, ANN202
+        s = Session()
+        s.set_model(source if isinstance(source, LoadedModel) else load_model(source))
+        s.set_data(data, "mnist")
+        if index is not None:
+            _show_digit(s, data, index)
+        return s
+
+    return open_
+
+
+@pytest.fixture(scope="session")
+def exported_lenet(tmp_path_factory):
+    """The lenet sample exported with a dynamic batch, as a user's .pt2 file: its path.
+    Opened, it is a foreign, view-only model."""
+    import torch
+
+    from nnviz.core.modelfile import load_model
+
+    module = load_model(
+        str(importlib.resources.files("nnviz.sample_models") / "lenet.nnviz")
+    ).module
+    batch = torch.export.Dim("batch", min=1, max=1024)
+    program = torch.export.export(
+        module, (torch.zeros(2, 1, 28, 28),), dynamic_shapes=({0: batch},)
+    )
+    path = tmp_path_factory.mktemp("export") / "lenet.pt2"
+    torch.export.save(program, path)
+    return str(path)
+
+
+@pytest.fixture
+def train_steps():
+    """Train ``steps`` real steps, statistics after each, then stop as the Stop button does:
+    ``train_steps(model, data, steps, history=None, **config)``; returns the Trainer, its
+    events waiting in ``poll()``."""
+    from nnviz.core.training import TrainConfig, Trainer
+
+    def train(model, data, steps, history=None, **config):  # noqa: ANN001, ANN202
+        cfg = TrainConfig(**{"batch_size": 32, "epochs": 1, "stats_interval_s": 1e-9, **config})
+        trainer = Trainer(model, data, cfg, history=history)
+        run = trainer.steps()
+        for _ in range(steps):
+            next(run)
+        trainer.stop()
+        for _ in run:
+            pass
+        return trainer
+
+    return train
+
+
 @pytest.fixture
 def show_panel(qtbot):
     """Put a panel on screen at a dock's size and draw it once; closed after the test."""
@@ -178,7 +250,7 @@ def show_panel(qtbot):
         panel.resize(*size)
         panel.show()
         qtbot.waitExposed(panel)
-        panel.refresh()
+        assert panel.refresh()  # a new panel has everything still to draw
         panels.append(panel)
         return panel
 

@@ -466,8 +466,10 @@ def test_dark_palette_and_a_narrow_dock(qtbot, shown):
     dark.setColor(QPalette.ColorRole.WindowText, QColor(225, 225, 228))
     panel.setPalette(dark)
     assert panel.refresh()
-    assert panel.bars.backgroundBrush().color() == QColor(30, 30, 34)
-    assert panel.bars.getPlotItem().getAxis("left").textPen().color() == QColor(225, 225, 228)
+    assert panel.bars.background == QColor(30, 30, 34)
+    assert panel.bars.text_colour == QColor(225, 225, 228)
+    bars = panel.bars.grab().toImage()
+    assert bars.pixelColor(2, 2) == QColor(30, 30, 34)  # painted in the dark theme's colours
     assert not panel.grab().isNull()
     panel.resize(900, 600)
     qtbot.waitUntil(lambda: panel.body.direction().name == "LeftToRight", timeout=2000)

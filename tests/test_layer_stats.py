@@ -16,6 +16,7 @@ from nnviz.core.layer_stats import (
     MAX_PERCENTILE_SAMPLE,
     LayerStatsCollector,
     dead_fractions,
+    describe_sizes,
     health_warnings,
     histogram,
     percentile_bands,
@@ -31,19 +32,6 @@ CPU = torch.device("cpu")
 
 def _deep(activation: str) -> ArchSpec:
     return ArchSpec(layers=[{"type": "dense", "units": 32, "activation": activation}] * 6)
-
-
-def _stats_of_run(model, data, steps, **config):
-    """Train ``steps`` steps collecting statistics after every one; the LayerStats."""
-    cfg = TrainConfig(**{"batch_size": 32, "epochs": 1, "stats_interval_s": 1e-9, **config})
-    trainer = Trainer(model, data, cfg)
-    run = trainer.steps()
-    for _ in range(steps):
-        next(run)
-    trainer.stop()
-    for _ in run:
-        pass
-    return [e for e in trainer.poll() if isinstance(e, LayerStats)]
 
 
 def _backward_on_digits(model, data, n=64):
@@ -81,6 +69,33 @@ def test_percentiles_of_a_big_tensor_come_from_a_subsample_but_min_and_max_are_e
     assert counts.sum() == pytest.approx(values.numel(), rel=1e-5)
 
 
+def test_the_log_histogram_of_sizes_matches_numpy_and_counts_zeros_apart():
+    values = torch.randn(40, 30, generator=torch.Generator().manual_seed(3)) * 1e-3
+    values[::3] = 0.0  # a third exactly zero, as gradients of never-lit pixels are
+    sizes = np.abs(values.numpy().astype(np.float64).ravel())
+    bands, counts, (lo, hi), zeros = describe_sizes(values, bins=12)
+    assert bands == pytest.approx(np.percentile(sizes, BAND_PERCENTS), abs=1e-12)
+    positive = sizes[sizes > 0]
+    assert (lo, hi) == (
+        pytest.approx(np.log10(positive.min())),
+        pytest.approx(np.log10(positive.max())),
+    )
+    expected, _ = np.histogram(np.log10(positive), bins=12, range=(lo, hi))
+    np.testing.assert_array_equal(counts, expected)
+    assert zeros == 14 * 30 and counts.sum() + zeros == values.numel()
+    assert not counts.flags.writeable
+
+    big = torch.randn(300_000, generator=torch.Generator().manual_seed(4)) ** 3
+    big[:100_000] = 0.0
+    bands, counts, (lo, hi), zeros = describe_sizes(big)
+    assert hi == pytest.approx(math.log10(float(big.abs().max())))  # the bands' exact top
+    assert zeros == pytest.approx(100_000, rel=0.05)  # from the subsample, scaled
+    assert counts.sum() + zeros == pytest.approx(big.numel(), rel=1e-5)
+
+    _, counts, log_range, zeros = describe_sizes(torch.zeros(5))
+    assert counts.sum() == 0 and zeros == 5 and all(map(math.isnan, log_range))
+
+
 def test_the_collector_describes_each_layers_real_weights_and_gradients(small_mnist):
     model = build_model(get_spec("lenet"), seed=0)
     _backward_on_digits(model, small_mnist)
@@ -97,6 +112,15 @@ def test_the_collector_describes_each_layers_real_weights_and_gradients(small_mn
             assert record.gradient_bands == pytest.approx(ref, abs=1e-12)
             ref = np.percentile(np.abs(g.numpy()).astype(np.float64), BAND_PERCENTS)
             assert record.gradient_size_bands == pytest.approx(ref, abs=1e-12)
+        # Every gradient entry sits in the log histogram of sizes or among the zeros.
+        total = record.gradient_size_histogram.sum() + record.gradient_zeros
+        assert total == pytest.approx(g.numel(), rel=1e-5)
+        assert record.gradient_size_range[1] == pytest.approx(math.log10(float(g.abs().max())))
+        if g.numel() <= MAX_PERCENTILE_SAMPLE:
+            assert record.gradient_zeros == int((g == 0).sum())
+            assert record.gradient_size_range[0] == pytest.approx(
+                math.log10(float(g.abs()[g != 0].min()))
+            )
         assert record.weight_range == (pytest.approx(float(w.min())), pytest.approx(float(w.max())))
         norm = math.sqrt(float(g.square().sum()) + float(module.bias.grad.square().sum()))
         assert record.gradient_norm == pytest.approx(norm, rel=1e-5)
@@ -167,10 +191,11 @@ def test_update_ratio_of_an_sgd_step_is_the_hand_computed_one(small_mnist):
 
 
 # ----- vanishing gradients -----------------------------------------------------------------
-def test_gradients_vanish_in_a_deep_sigmoid_network_and_not_with_relu(small_mnist):
+def test_gradients_vanish_in_a_deep_sigmoid_network_and_not_with_relu(small_mnist, train_steps):
     ratios = {}
     for activation in ("sigmoid", "relu"):
-        stats = _stats_of_run(build_model(_deep(activation), seed=0), small_mnist, steps=5)
+        trainer = train_steps(build_model(_deep(activation), seed=0), small_mnist, steps=5)
+        stats = [e for e in trainer.poll() if isinstance(e, LayerStats)]
         assert [s.step for s in stats] == [1, 2, 3, 4, 5]
         last = stats[-1]
         ratios[activation] = last.layers[0].gradient_norm / last.layers[-1].gradient_norm

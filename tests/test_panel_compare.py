@@ -212,7 +212,7 @@ def test_without_an_input_and_in_a_dark_small_dock(qtbot, data):
         _show_digit(s, data, 0)
         assert panel.refresh()
         for bars in (panel.main_bars, panel.second_bars):
-            assert bars.backgroundBrush().color() == QColor(30, 30, 34)
+            assert bars.background == QColor(30, 30, 34)
             assert bars.height() >= 150 and bars.width() >= 250
         assert panel.verdict.text().startswith("Both say <b>7</b>")
         bottom = panel.verdict.mapTo(panel, panel.verdict.rect().bottomLeft()).y()

@@ -4,20 +4,21 @@ training runs on real MNIST digits through a Session."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib.resources
+import math
 
 import numpy as np
 import pytest
+from PySide6.QtCore import QPointF
 from PySide6.QtGui import QColor, QPalette
 
 from nnviz.core.modelfile import load_model
 from nnviz.core.models import ArchSpec
 from nnviz.core.snapshot import LayerStats
-from nnviz.core.training import TrainConfig, Trainer
-from nnviz.qt.panels.bands import MEDIAN, BandHistory
+from nnviz.qt.panels.bands import MEDIAN, BandHistory, floored_histogram
 from nnviz.qt.panels.distributions import DistributionsPanel
 from nnviz.qt.panels.layer_health import LayerHealthPanel, warning_background
-from nnviz.state import Session
 
 SAMPLES = importlib.resources.files("nnviz.sample_models")
 DEEP_SIGMOID = ArchSpec(
@@ -30,27 +31,19 @@ def _sample(name):
     return load_model(str(SAMPLES / f"{name}.nnviz"))
 
 
-def _session(loaded, data):
-    s = Session()
-    s.set_model(loaded)
-    s.set_data(data, "mnist")
-    return s
+@pytest.fixture
+def train(train_steps):
+    """``train(session, steps, **config)``: real steps of the session's model, statistics
+    after each, published on the session as the runner would; returns the LayerStats."""
 
+    def run(session, steps, **config):
+        model, history = session.train_model, session.history
+        trainer = train_steps(model, session.data, steps, history=history, **config)
+        events = trainer.poll()
+        session.publish(trainer.latest_snapshot(), events)
+        return [e for e in events if isinstance(e, LayerStats)]
 
-def _train(session, steps, **config):
-    """``steps`` real steps of the session's model, statistics after each, published on
-    the session as the runner would; returns the LayerStats among them."""
-    cfg = TrainConfig(**{"batch_size": 32, "epochs": 1, "stats_interval_s": 1e-9, **config})
-    trainer = Trainer(session.train_model, session.data, cfg, history=session.history)
-    run = trainer.steps()
-    for _ in range(steps):
-        next(run)
-    trainer.stop()
-    for _ in run:
-        pass
-    events = trainer.poll()
-    session.publish(trainer.latest_snapshot(), events)
-    return [e for e in events if isinstance(e, LayerStats)]
+    return run
 
 
 @pytest.fixture
@@ -62,27 +55,34 @@ def deep_sigmoid(tmp_path):
 
 
 @pytest.fixture
-def shown(qtbot):
-    """Put a panel on screen: ``shown(DistributionsPanel, session)``; closed after the test."""
-    panels = []
-
-    def show(panel_type, session, size=(900, 600)):
-        panel = panel_type(session)
-        qtbot.addWidget(panel)
-        panel.resize(*size)
-        panel.show()
-        qtbot.waitExposed(panel)
-        panels.append(panel)
-        return panel
-
-    yield show
-    for panel in panels:
-        panel.close_panel()
+def shown(show_panel):
+    """Put a panel on screen, drawn once: ``shown(DistributionsPanel, session)``."""
+    return functools.partial(show_panel, size=(900, 600))
 
 
 def _path_ys(item):
     path = item.path()
     return np.array([path.elementAt(i).y for i in range(path.elementCount())])
+
+
+def _bars(item):
+    """(counts, bin edges) of a histogram drawn by ``bands.histogram_path``."""
+    path = item.path()
+    points = np.array(
+        [(path.elementAt(i).x, path.elementAt(i).y) for i in range(path.elementCount())]
+    )
+    # From (0, bottom) up each bar's two corners to (0, top), then closed back to the start.
+    bars = points[1:-2:2]
+    return bars[:, 0], np.append(bars[:, 1], points[-3, 1])
+
+
+def _screen_y(plot, value):
+    """Where a value of a plot's y axis is drawn, in the scene's pixels."""
+    return plot.vb.mapViewToScene(QPointF(0.0, value)).y()
+
+
+def _entries(session, layer):
+    return dict(session.train_model.named_modules())[layer].weight.numel()
 
 
 def _dark(panel):
@@ -99,19 +99,18 @@ def _dark(panel):
 
 # ----- before training ----------------------------------------------------------------------
 @pytest.mark.parametrize("panel_type", [DistributionsPanel, LayerHealthPanel])
-def test_before_training_the_panels_say_what_to_do(shown, data, panel_type):
-    panel = shown(panel_type, _session(_sample("lenet"), data))
-    assert panel.refresh()
+def test_before_training_the_panels_say_what_to_do(shown, open_session, data, panel_type):
+    panel = shown(panel_type, open_session(_sample("lenet"), data, index=None))  # drawn once
     assert panel.empty_label.isVisible()
     assert panel.empty_label.text().startswith("Train the model to see")
 
 
 # ----- distributions ----------------------------------------------------------------------
 @pytest.mark.parametrize("name", ["mlp-3b1b", "lenet"])
-def test_distribution_bands_are_the_reported_percentiles(shown, data, name):
-    s = _session(_sample(name), data)
+def test_distribution_bands_are_the_reported_percentiles(shown, open_session, data, train, name):
+    s = open_session(_sample(name), data, index=None)
     panel = shown(DistributionsPanel, s)
-    stats = _train(s, steps=12)
+    stats = train(s, steps=12)
     assert len(stats) == 12
     assert panel.refresh()
     assert panel.scroll.isVisible() and not panel.empty_label.isVisible()
@@ -132,7 +131,20 @@ def test_distribution_bands_are_the_reported_percentiles(shown, data, name):
         sizes = np.array([e.layers[i].gradient_size_bands[MEDIAN] for e in stats])
         floor = 10 ** row.gradients_plot.vb.viewRange()[1][0]
         np.testing.assert_allclose(g, np.log10(np.maximum(sizes, floor)), rtol=1e-9)
-        assert not row.histogram.path().isEmpty()
+        assert not row.weight_histogram.path().isEmpty()
+        # Beside the |gradient| bands, the histogram of log10|gradient| now on the same
+        # axis: from the floor to the outer band's top, every gradient entry counted.
+        record = stats[-1].layers[i]
+        counts, edges = _bars(row.gradient_histogram)
+        assert len(counts) and counts.sum() == pytest.approx(_entries(s, row.name), rel=1e-5)
+        assert edges[0] >= math.log10(floor) - 1e-9
+        assert edges[-1] == pytest.approx(math.log10(record.gradient_size_bands[-1]))
+        assert edges[-1] == pytest.approx(_path_ys(row.gradients.fills[0])[len(steps) - 1])
+        assert np.all(np.diff(edges) >= 0)
+        for value in (edges[0], edges[-1]):  # the same height on screen as in the bands
+            assert _screen_y(row.gradient_histogram_plot, value) == pytest.approx(
+                _screen_y(row.gradients_plot, value), abs=0.5
+            )
         lo, hi = row.weights_plot.vb.viewRange()[1]
         assert lo <= min(e.layers[i].weight_bands[0] for e in stats)
         assert hi >= max(e.layers[i].weight_bands[-1] for e in stats)
@@ -151,10 +163,12 @@ def test_distribution_bands_are_the_reported_percentiles(shown, data, name):
     assert panel.empty_label.isVisible() and not panel.scroll.isVisible()
 
 
-def test_vanishing_gradients_sit_decades_below_on_the_shared_log_scale(shown, data, deep_sigmoid):
-    s = _session(deep_sigmoid, data)
+def test_vanishing_gradients_sit_decades_below_on_the_shared_log_scale(
+    shown, open_session, data, train, deep_sigmoid
+):
+    s = open_session(deep_sigmoid, data, index=None)
     panel = shown(DistributionsPanel, s)
-    stats = _train(s, steps=5, optimizer="sgd")
+    stats = train(s, steps=5, optimizer="sgd")
     panel.refresh()
     first, last = panel.rows[0], panel.rows[-1]
     assert (first.name, last.name) == ("fc1", "output")
@@ -170,11 +184,43 @@ def test_vanishing_gradients_sit_decades_below_on_the_shared_log_scale(shown, da
     assert hi >= max(e.layers[0].gradient_bands[-1] for e in stats)
     assert hi - lo < 1e-3 < last.gradients_plot.vb.viewRange()[1][1]
     assert "log" not in first.gradients_plot.titleLabel.text
+    # The histogram beside them turns signed too, over the same values.
+    counts, edges = _bars(first.gradient_histogram)
+    record = stats[-1].layers[0]
+    np.testing.assert_allclose(counts, record.gradient_histogram)
+    assert (edges[0], edges[-1]) == pytest.approx(record.gradient_range)
+    assert counts.sum() == pytest.approx(_entries(s, "fc1"), rel=1e-5)
+    for value in (lo, hi):
+        assert _screen_y(first.gradient_histogram_plot, value) == pytest.approx(
+            _screen_y(first.gradients_plot, value), abs=0.5
+        )
 
 
-def test_a_long_run_is_thinned_to_a_bounded_history(data):
-    s = _session(_sample("mlp-3b1b"), data)
-    real = _train(s, steps=3)
+def test_sizes_under_the_log_scales_floor_are_drawn_on_it(open_session, data, train):
+    s = open_session(_sample("mlp-3b1b"), data, index=None)
+    fc1 = train(s, steps=3)[-1].layers[0]
+    # Pixels at a digit's edge are 0 in every image of a batch: their weights get no
+    # gradient, and zeros have no place on a log scale but the floor.
+    assert fc1.gradient_zeros > 0
+    counts, edges = floored_histogram(
+        fc1.gradient_size_histogram, fc1.gradient_size_range, fc1.gradient_zeros, -30.0
+    )
+    assert edges[0] == -30.0 and counts[0] == fc1.gradient_zeros  # a bar on the floor
+    assert counts[1] == 0 and edges[2] == pytest.approx(fc1.gradient_size_range[0])
+    lo, hi = fc1.gradient_size_range
+    for floor in (lo - 1.0, lo, (lo + hi) / 2, hi, hi + 1.0):
+        counts, edges = floored_histogram(
+            fc1.gradient_size_histogram, fc1.gradient_size_range, fc1.gradient_zeros, floor
+        )
+        assert edges[0] == floor and np.all(np.diff(edges) >= 0)
+        # Nothing is lost: what lies under the floor is counted on it.
+        assert counts.sum() == pytest.approx(784 * 16, rel=1e-5)
+        assert counts[0] >= fc1.gradient_zeros
+
+
+def test_a_long_run_is_thinned_to_a_bounded_history(open_session, data, train):
+    s = open_session(_sample("mlp-3b1b"), data, index=None)
+    real = train(s, steps=3)
     history = BandHistory(capacity=8)
     first = real[0].step
     for k in range(21):
@@ -189,10 +235,10 @@ def test_a_long_run_is_thinned_to_a_bounded_history(data):
 
 # ----- layer health --------------------------------------------------------------------------
 @pytest.mark.parametrize("name", ["mlp-3b1b", "lenet"])
-def test_health_table_shows_each_layers_latest_figures(shown, data, name):
-    s = _session(_sample(name), data)
+def test_health_table_shows_each_layers_latest_figures(shown, open_session, data, train, name):
+    s = open_session(_sample(name), data, index=None)
     panel = shown(LayerHealthPanel, s, size=(600, 300))
-    stats = _train(s, steps=8)
+    stats = train(s, steps=8)
     assert panel.refresh()
     assert not panel.empty_label.isVisible()
     latest = stats[-1]
@@ -212,10 +258,12 @@ def test_health_table_shows_each_layers_latest_figures(shown, data, name):
     assert panel.empty_label.isVisible() and panel.table.rowCount() == 0
 
 
-def test_health_table_marks_a_vanishing_layer_in_the_warning_colour(shown, data, deep_sigmoid):
-    s = _session(deep_sigmoid, data)
+def test_health_table_marks_a_vanishing_layer_in_the_warning_colour(
+    shown, open_session, data, train, deep_sigmoid
+):
+    s = open_session(deep_sigmoid, data, index=None)
     panel = shown(LayerHealthPanel, s, size=(600, 300))
-    _train(s, steps=5, optimizer="sgd")
+    train(s, steps=5, optimizer="sgd")
     assert panel.refresh()
     light = warning_background(panel.palette())
     item = panel.table.item(0, 2)  # fc1's gradient norm

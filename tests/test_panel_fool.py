@@ -14,27 +14,12 @@ from nnviz.core.modelfile import load_model
 from nnviz.core.training import TrainConfig, Trainer
 from nnviz.qt.panels.fool import INVISIBLE, NO_INPUT, FoolPanel
 from nnviz.qt.panels.mosaic import DIVERGING
-from nnviz.state import Session
 
 pytestmark = pytest.mark.usefixtures("row_major_images", "one_torch_thread")
 
 SAMPLES = importlib.resources.files("nnviz.sample_models")
 LENET, MLP_3B1B = str(SAMPLES / "lenet.nnviz"), str(SAMPLES / "mlp-3b1b.nnviz")
 LEFT = Qt.MouseButton.LeftButton
-
-
-def _session(source, data, index=0):
-    s = Session()
-    s.set_model(load_model(source))
-    s.set_data(data, "mnist")
-    if index is not None:
-        _show_digit(s, data, index)
-    return s
-
-
-def _show_digit(session, data, index):
-    image = data.test.images[index] / 255.0
-    session.set_input(image, int(data.test.labels[index]), f"MNIST test #{index}")
 
 
 @pytest.fixture
@@ -55,8 +40,8 @@ def _dimmed(panel):
     return [card.image.opacity() < 1 for card in panel.cards()]
 
 
-def test_an_invisible_change_makes_the_network_say_something_else(shown, data, qtbot):
-    s = _session(MLP_3B1B, data)
+def test_an_invisible_change_makes_the_network_say_something_else(shown, open_session, data, qtbot):
+    s = open_session(MLP_3B1B, data)
     panel = shown(s)
     assert panel.original_card.image.image is not None  # the input waits to be fooled
     assert not panel.use_button.isVisible()
@@ -90,8 +75,10 @@ def test_an_invisible_change_makes_the_network_say_something_else(shown, data, q
     assert not any(_dimmed(panel))
 
 
-def test_the_perturbed_digit_becomes_every_views_input_and_can_be_fooled_again(shown, data, qtbot):
-    s = _session(MLP_3B1B, data, index=3)
+def test_the_perturbed_digit_becomes_every_views_input_and_can_be_fooled_again(
+    shown, open_session, data, qtbot
+):
+    s = open_session(MLP_3B1B, data, index=3)
     panel = shown(s)
     qtbot.mouseClick(panel.fool_button, LEFT)
     first = panel.result
@@ -112,11 +99,13 @@ def test_the_perturbed_digit_becomes_every_views_input_and_can_be_fooled_again(s
     assert not any(_dimmed(panel)) and panel.stale_reason is None
 
 
-def test_a_result_is_greyed_out_when_the_input_weights_or_units_change(shown, data, qtbot):
-    s = _session(MLP_3B1B, data)
+def test_a_result_is_greyed_out_when_the_input_weights_or_units_change(
+    shown, open_session, data, show_digit, qtbot
+):
+    s = open_session(MLP_3B1B, data)
     panel = shown(s)
     qtbot.mouseClick(panel.fool_button, LEFT)
-    _show_digit(s, data, 1)
+    show_digit(s, data, 1)
     assert panel.refresh()
     assert panel.verdict.text() == "The input changed: press Fool the network again."
     assert all(_dimmed(panel)) and not panel.use_button.isEnabled()
@@ -143,8 +132,8 @@ def test_a_result_is_greyed_out_when_the_input_weights_or_units_change(shown, da
     assert panel.result is None and panel.change_card.showing_note()
 
 
-def test_the_attack_sees_the_units_switched_off(shown, data, qtbot):
-    s = _session(MLP_3B1B, data)
+def test_the_attack_sees_the_units_switched_off(shown, open_session, data, qtbot):
+    s = open_session(MLP_3B1B, data)
     panel = shown(s)
     whole = s.probabilities()
     s.switch_off("fc1", 7)
@@ -157,8 +146,8 @@ def test_the_attack_sees_the_units_switched_off(shown, data, qtbot):
     assert int(np.argmax(s.probabilities())) == r.new_class
 
 
-def test_a_small_cap_may_not_fool_a_cnn_and_a_larger_one_does(shown, data, qtbot):
-    s = _session(LENET, data)
+def test_a_small_cap_may_not_fool_a_cnn_and_a_larger_one_does(shown, open_session, data, qtbot):
+    s = open_session(LENET, data)
     panel = shown(s)
     panel.max_change.setValue(0.02)
     qtbot.mouseClick(panel.fool_button, LEFT)
@@ -177,12 +166,12 @@ def test_a_small_cap_may_not_fool_a_cnn_and_a_larger_one_does(shown, data, qtbot
     assert f"now says <b>{r.new_class}</b>" in panel.verdict.text()
 
 
-def test_without_an_input_the_button_waits_for_one(shown, data):
-    s = _session(MLP_3B1B, data, index=None)
+def test_without_an_input_the_button_waits_for_one(shown, open_session, data, show_digit):
+    s = open_session(MLP_3B1B, data, index=None)
     panel = shown(s)
     assert not panel.fool_button.isEnabled()
     assert panel.pages.currentWidget() is panel.message and panel.message.text() == NO_INPUT
-    _show_digit(s, data, 0)
+    show_digit(s, data, 0)
     assert panel.refresh()
     assert panel.fool_button.isEnabled() and panel.pages.currentIndex() == 0
     np.testing.assert_array_equal(panel.original_card.image.image, s.current_input.image)

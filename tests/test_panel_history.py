@@ -3,7 +3,9 @@ the slider at step s shows the weights saved at step s, in every panel."""
 
 from __future__ import annotations
 
+import functools
 from importlib.resources import files
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,24 +13,16 @@ from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QStyle, QStyleOptionSlider
 
 from nnviz.core.checkpoint import save_checkpoint
-from nnviz.core.modelfile import load_model
 from nnviz.core.training import TrainConfig, Trainer
+from nnviz.qt.main_window import app_settings
 from nnviz.qt.panels.filters import FiltersPanel
-from nnviz.qt.panels.history import HistoryPanel
+from nnviz.qt.panels.history import BUDGET_SETTING, MAX_BUDGET_MB, HistoryPanel
 from nnviz.qt.runner import TrainingRunner
 from nnviz.state import Session
 
 pytestmark = pytest.mark.usefixtures("row_major_images")
 
 LENET = str(files("nnviz.sample_models") / "lenet.nnviz")
-
-
-def _session(data, source=LENET):
-    s = Session()
-    s.set_model(load_model(source))
-    s.set_data(data, "mnist")
-    s.set_input(data.test.images[0] / 255.0, int(data.test.labels[0]), "MNIST test #0")
-    return s
 
 
 def _train(session, data, steps, every):
@@ -52,23 +46,9 @@ def _train(session, data, steps, every):
 
 
 @pytest.fixture
-def shown(qtbot):
-    """Put a panel on screen: ``shown(HistoryPanel, session)``; closed after the test."""
-    panels = []
-
-    def show(panel_type, session):
-        panel = panel_type(session)
-        qtbot.addWidget(panel)
-        panel.resize(320, 420)
-        panel.show()
-        qtbot.waitExposed(panel)
-        panel.refresh(force=True)
-        panels.append(panel)
-        return panel
-
-    yield show
-    for panel in panels:
-        panel.close_panel()
+def shown(show_panel):
+    """Put a panel on screen at the left column's size, drawn once: ``shown(HistoryPanel, s)``."""
+    return functools.partial(show_panel, size=(320, 420))
 
 
 def _assert_view_holds(session, weights):
@@ -105,8 +85,10 @@ def _x_of(slider, index) -> int:
     )
 
 
-def test_the_history_slider_at_step_s_shows_the_weights_saved_at_step_s(shown, data, qtbot):
-    s = _session(data)
+def test_the_history_slider_at_step_s_shows_the_weights_saved_at_step_s(
+    shown, open_session, data, qtbot
+):
+    s = open_session(LENET, data)
     history = shown(HistoryPanel, s)
     filters = shown(FiltersPanel, s)
     start = s.history.last_step
@@ -135,8 +117,8 @@ def test_the_history_slider_at_step_s_shows_the_weights_saved_at_step_s(shown, d
     assert s.view_model is not s.train_model
 
 
-def test_keys_and_a_mouse_drag_move_through_the_run(shown, data, qtbot):
-    s = _session(data)
+def test_keys_and_a_mouse_drag_move_through_the_run(shown, open_session, data, qtbot):
+    s = open_session(LENET, data)
     history = shown(HistoryPanel, s)
     start = s.history.last_step
     _train(s, data, steps=60, every=10)
@@ -167,8 +149,10 @@ def test_keys_and_a_mouse_drag_move_through_the_run(shown, data, qtbot):
     _assert_view_holds(s, s.weight_history.at(steps[5]))
 
 
-def test_live_returns_to_the_newest_and_training_goes_on_recording(shown, data, qtbot):
-    s = _session(data)
+def test_live_returns_to_the_newest_and_training_goes_on_recording(
+    shown, open_session, data, qtbot
+):
+    s = open_session(LENET, data)
     history = shown(HistoryPanel, s)
     start = s.history.last_step
     _train(s, data, steps=20, every=10)
@@ -190,8 +174,10 @@ def test_live_returns_to_the_newest_and_training_goes_on_recording(shown, data, 
     assert history.slider.value() == 3 and history.live_button.isChecked()
 
 
-def test_play_advances_through_every_snapshot_and_stops_live_at_the_end(shown, data, qtbot):
-    s = _session(data)
+def test_play_advances_through_every_snapshot_and_stops_live_at_the_end(
+    shown, open_session, data, qtbot
+):
+    s = open_session(LENET, data)
     history = shown(HistoryPanel, s)
     _train(s, data, steps=30, every=10)
     history.refresh()
@@ -208,8 +194,10 @@ def test_play_advances_through_every_snapshot_and_stops_live_at_the_end(shown, d
     _assert_view_holds(s, s.weight_history.at(steps[-1]))
 
 
-def test_save_with_history_and_reopen_restores_the_steps(shown, data, qtbot, tmp_path):
-    s = _session(data)
+def test_save_with_history_and_reopen_restores_the_steps(
+    shown, open_session, data, qtbot, tmp_path
+):
+    s = open_session(LENET, data)
     history = shown(HistoryPanel, s)
     _train(s, data, steps=30, every=10)
     history.refresh()
@@ -222,7 +210,7 @@ def test_save_with_history_and_reopen_restores_the_steps(shown, data, qtbot, tmp
     path = tmp_path / "lenet-run.nnviz"
     save_checkpoint(path, s.to_checkpoint())
 
-    reopened = _session(data, str(path))
+    reopened = open_session(str(path), data)
     _assert_view_holds(reopened, s.weight_history.at(steps[-1]))
     panel = shown(HistoryPanel, reopened)
     assert reopened.weight_history.steps() == steps
@@ -232,8 +220,8 @@ def test_save_with_history_and_reopen_restores_the_steps(shown, data, qtbot, tmp
     _assert_view_holds(reopened, s.weight_history.at(steps[1]))
 
 
-def test_the_budget_box_thins_the_history_and_shows_the_memory(shown, data):
-    s = _session(data)
+def test_the_budget_box_thins_the_history_and_shows_the_memory(shown, open_session, data):
+    s = open_session(LENET, data)
     history = shown(HistoryPanel, s)
     _train(s, data, steps=30, every=2)
     history.refresh()
@@ -249,8 +237,10 @@ def test_the_budget_box_thins_the_history_and_shows_the_memory(shown, data):
     assert history.slider.maximum() == len(s.weight_history) - 1
 
 
-def test_starting_training_while_viewing_the_past_trains_on_from_the_newest(shown, data, qtbot):
-    s = _session(data)
+def test_starting_training_while_viewing_the_past_trains_on_from_the_newest(
+    shown, open_session, data, qtbot
+):
+    s = open_session(LENET, data)
     history = shown(HistoryPanel, s)
     start = s.history.last_step
     _train(s, data, steps=20, every=10)
@@ -271,12 +261,43 @@ def test_starting_training_while_viewing_the_past_trains_on_from_the_newest(show
     assert history.live_button.isChecked()
 
 
-def test_without_a_trainable_model_the_panel_says_why(shown, data, tmp_path):
+def test_without_a_trainable_model_the_panel_says_why(shown, open_session, data, tmp_path):
     empty = shown(HistoryPanel, Session())
     assert empty.position.text() == "No model loaded"
     assert not empty.slider.isEnabled() and not empty.play_button.isEnabled()
 
-    fresh = shown(HistoryPanel, _session(data, "lenet"))
+    fresh = shown(HistoryPanel, open_session("lenet", data))
     assert "1 snapshot" in fresh.position.text() and "step 0" in fresh.position.text()
     assert "Train the model" in fresh.note.text()
     assert not fresh.slider.isEnabled()
+
+
+def test_the_budget_set_is_remembered_for_the_next_run(shown, open_session, data):
+    first = shown(HistoryPanel, open_session(LENET, data))
+    assert first.budget.value() == 256  # nothing stored yet: the default
+    first.budget.setValue(512)
+    settings = app_settings()
+    settings.sync()  # on disk, for the next start of the app
+    assert "budget_mb=512" in Path(settings.fileName()).read_text(encoding="utf-8")
+
+    s = open_session(LENET, data)  # the next run: a new Session and a new panel
+    again = shown(HistoryPanel, s)
+    assert again.budget.value() == 512
+    assert s.weight_history.budget_bytes == 512_000_000
+
+
+@pytest.mark.parametrize(
+    ("stored", "expected_mb"),
+    [("lots", 256), ("", 256), ("12.5", 256), (["1", "2"], 256), ("0", 1), (10**9, MAX_BUDGET_MB)],
+)
+def test_a_bad_stored_budget_falls_back_or_is_clamped(
+    shown, open_session, data, stored, expected_mb
+):
+    app_settings().setValue(BUDGET_SETTING, stored)  # e.g. a hand-edited settings file
+    s = open_session(LENET, data)
+    errors = []
+    s.error.connect(errors.append)
+    panel = shown(HistoryPanel, s)
+    assert panel.budget.value() == expected_mb
+    assert s.weight_history.budget_bytes == expected_mb * 1_000_000
+    assert errors == []

@@ -18,7 +18,6 @@ from nnviz.qt.panels.diagram import NetworkDiagramPanel
 from nnviz.qt.panels.feature_maps import FeatureMapsPanel
 from nnviz.qt.panels.filters import FiltersPanel
 from nnviz.qt.panels.interventions import NOTHING_OFF, InterventionsPanel
-from nnviz.state import Session
 
 pytestmark = [
     pytest.mark.usefixtures("row_major_images"),
@@ -31,33 +30,16 @@ SAMPLES = importlib.resources.files("nnviz.sample_models")
 MLP_3B1B, LENET = str(SAMPLES / "mlp-3b1b.nnviz"), str(SAMPLES / "lenet.nnviz")
 
 
-def _session(source, data, index=0):
-    s = Session()
-    s.set_model(load_model(source))
-    s.set_data(data, "mnist")
-    s.set_input(data.test.images[index] / 255.0, int(data.test.labels[index]), f"#{index}")
-    return s
-
-
 @pytest.fixture
-def shown(qtbot):
-    """Put a panel on screen: ``shown(FeatureMapsPanel, session)``; closed after the test."""
-    panels = []
+def shown(show_panel, qtbot):
+    """Put a panel on screen, drawn once: ``shown(FeatureMapsPanel, session)``."""
 
-    def show(panel_type, session, size=(700, 600)):
-        panel = panel_type(session)
-        qtbot.addWidget(panel)
-        panel.resize(*size)
-        panel.show()
-        qtbot.waitExposed(panel)
-        panel.refresh()
+    def show(panel_type, session):
+        panel = show_panel(panel_type, session, size=(700, 600))
         qtbot.wait(20)  # the views lay themselves out
-        panels.append(panel)
         return panel
 
-    yield show
-    for panel in panels:
-        panel.close_panel()
+    return show
 
 
 def _right_click(qtbot, panel, graphics, view, point):
@@ -95,9 +77,9 @@ def _most_hurtful(session, layer):
 
 # ----- right-click menus ---------------------------------------------------------------
 def test_right_click_on_an_activation_cell_switches_the_unit_off_and_restores_it(
-    shown, data, qtbot
+    shown, open_session, data, qtbot
 ):
-    s = _session(LENET, data)
+    s = open_session(LENET, data)
     panel = shown(ActivationsPanel, s)
     before = s.probabilities().copy()
     unit = _most_hurtful(s, "relu3")
@@ -133,8 +115,8 @@ def test_right_click_on_an_activation_cell_switches_the_unit_off_and_restores_it
     assert np.array_equal(s.probabilities(), before)
 
 
-def test_right_click_on_a_feature_map_switches_its_channel_off(shown, data, qtbot):
-    s = _session(LENET, data, index=1)
+def test_right_click_on_a_feature_map_switches_its_channel_off(shown, open_session, data, qtbot):
+    s = open_session(LENET, data, index=1)
     panel = shown(FeatureMapsPanel, s)
     panel.set_layer("conv1")
     panel.refresh()
@@ -168,8 +150,8 @@ def test_right_click_on_a_feature_map_switches_its_channel_off(shown, data, qtbo
     assert not s.interventions and np.array_equal(s.probabilities(), before)
 
 
-def test_clamping_a_unit_from_the_menu(shown, data, qtbot):
-    s = _session(MLP_3B1B, data)
+def test_clamping_a_unit_from_the_menu(shown, open_session, data, qtbot):
+    s = open_session(MLP_3B1B, data)
     panel = shown(ActivationsPanel, s)
     strip = next(strip for strip in panel.strips if strip.layer.name == "sigmoid2")
     centre = QPointF(strip.rect.left() + 4.4, strip.rect.top() + 0.4)  # unit 4
@@ -187,8 +169,8 @@ def test_clamping_a_unit_from_the_menu(shown, data, qtbot):
     assert "clamped to 0.9" in panel.describe("sigmoid2", 4)
 
 
-def test_right_click_on_a_filter_switches_off_its_output_channel(shown, data, qtbot):
-    s = _session(LENET, data)
+def test_right_click_on_a_filter_switches_off_its_output_channel(shown, open_session, data, qtbot):
+    s = open_session(LENET, data)
     panel = shown(FiltersPanel, s)
     panel.set_layer("conv2")
     panel.refresh()
@@ -204,8 +186,8 @@ def test_right_click_on_a_filter_switches_off_its_output_channel(shown, data, qt
     assert panel.selected is None  # a right-click does not enlarge
 
 
-def test_right_click_on_a_hidden_neuron_of_the_diagram(shown, data, qtbot):
-    s = _session(MLP_3B1B, data)
+def test_right_click_on_a_hidden_neuron_of_the_diagram(shown, open_session, data, qtbot):
+    s = open_session(MLP_3B1B, data)
     panel = shown(NetworkDiagramPanel, s)
     before = s.probabilities().copy()
     menu = _right_click(qtbot, panel, panel.graphics, panel.view, panel.neuron_position("fc2", 5))
@@ -226,8 +208,8 @@ def test_right_click_on_a_hidden_neuron_of_the_diagram(shown, data, qtbot):
     assert panel.interventions.menu is menu and not menu.isVisible()
 
 
-def test_a_menu_acted_on_after_the_model_changed_reports_an_error(shown, data, qtbot):
-    s = _session(LENET, data)
+def test_a_menu_acted_on_after_the_model_changed_reports_an_error(shown, open_session, data, qtbot):
+    s = open_session(LENET, data)
     panel = shown(ActivationsPanel, s)
     strip = next(strip for strip in panel.strips if strip.layer.name == "relu3")
     _right_click(
@@ -245,8 +227,8 @@ def test_a_menu_acted_on_after_the_model_changed_reports_an_error(shown, data, q
 
 
 # ----- the "Switched off" panel ----------------------------------------------------------
-def test_the_panel_lists_what_is_switched_off_and_restores_it(shown, data, qtbot):
-    s = _session(LENET, data)
+def test_the_panel_lists_what_is_switched_off_and_restores_it(shown, open_session, data, qtbot):
+    s = open_session(LENET, data)
     panel = shown(InterventionsPanel, s)
     assert panel.table.topLevelItemCount() == 0 and panel.summary.text() == NOTHING_OFF
     assert not panel.restore_all_button.isEnabled()
@@ -271,9 +253,9 @@ def test_the_panel_lists_what_is_switched_off_and_restores_it(shown, data, qtbot
 
 
 def test_ranking_a_layer_lists_the_most_hurtful_units_and_a_click_switches_one_off(
-    shown, data, qtbot
+    shown, open_session, data, qtbot
 ):
-    s = _session(LENET, data, index=8)
+    s = open_session(LENET, data, index=8)
     panel = shown(InterventionsPanel, s)
     assert [panel.layer_combo.itemData(i) for i in range(panel.layer_combo.count())] == [
         "conv1",
@@ -314,8 +296,8 @@ def test_ranking_a_layer_lists_the_most_hurtful_units_and_a_click_switches_one_o
     assert "again" not in panel.rank_note.text()
 
 
-def test_a_new_model_empties_the_panel_and_its_layers(shown, data):
-    s = _session(LENET, data)
+def test_a_new_model_empties_the_panel_and_its_layers(shown, open_session, data):
+    s = open_session(LENET, data)
     panel = shown(InterventionsPanel, s)
     panel.set_layer("relu1")
     panel.rank()
@@ -331,10 +313,10 @@ def test_a_new_model_empties_the_panel_and_its_layers(shown, data):
     ]
 
 
-def test_the_input_panels_prediction_follows_a_switch_off(shown, data):
+def test_the_input_panels_prediction_follows_a_switch_off(shown, open_session, data):
     from nnviz.qt.panels.input import InputPanel
 
-    s = _session(MLP_3B1B, data, index=8)
+    s = open_session(MLP_3B1B, data, index=8)
     panel = shown(InputPanel, s)
     before = panel.predicted()
     # Switch off the hidden neurons whose loss hurts the prediction most until it flips.

@@ -37,47 +37,6 @@ def mnist():
     return load_splits("mnist", n_val=5000, seed=0)
 
 
-@pytest.fixture(scope="module")
-def exported_lenet(tmp_path_factory):
-    """The lenet sample exported with a dynamic batch: a foreign, view-only model."""
-    module = load_model(LENET).module
-    batch = torch.export.Dim("batch", min=1, max=1024)
-    program = torch.export.export(
-        module, (torch.zeros(2, 1, 28, 28),), dynamic_shapes=({0: batch},)
-    )
-    path = tmp_path_factory.mktemp("export") / "lenet.pt2"
-    torch.export.save(program, path)
-    return str(path)
-
-
-def _session(data, source=LENET, index=0):
-    s = Session()
-    s.set_model(load_model(source))
-    s.set_data(data, "mnist")
-    s.set_input(data.test.images[index] / 255.0, int(data.test.labels[index]), f"#{index}")
-    return s
-
-
-@pytest.fixture
-def shown(qtbot):
-    """Put a panel on screen at the dock's size: ``shown(TeachPanel, session)``."""
-    panels = []
-
-    def show(panel_type, session, size=(740, 400)):
-        panel = panel_type(session)
-        qtbot.addWidget(panel)
-        panel.resize(*size)
-        panel.show()
-        qtbot.waitExposed(panel)
-        assert panel.refresh()
-        panels.append(panel)
-        return panel
-
-    yield show
-    for panel in panels:
-        panel.close_panel()
-
-
 def _state(model):
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
@@ -93,18 +52,16 @@ def _wait_until_taught(qtbot, panel):
 
 # ----- teach the mistake -------------------------------------------------------------------
 def test_teaching_a_wrong_digit_makes_it_right_without_forgetting_and_undo_restores(
-    qtbot, shown, mnist
+    qtbot, show_panel, open_session, mnist
 ):
-    s = Session()
-    s.set_model(load_model(LENET))
-    s.set_data(mnist, "mnist")
+    s = open_session(LENET, mnist, index=None)
     test = mnist.test
     predicted = predict_probabilities(s.view_model, to_tensor(test.images)).argmax(1)
     index = int(np.flatnonzero(predicted != test.labels)[0])  # the first real mistake
     label, wrong = int(test.labels[index]), int(predicted[index])
     s.set_input(test.images[index] / 255.0, label, f"MNIST test #{index}")
-    panel = shown(TeachPanel, s)
-    filters = shown(FiltersPanel, s, size=(420, 500))  # another view, to see it follow
+    panel = show_panel(TeachPanel, s)
+    filters = show_panel(FiltersPanel, s, size=(420, 500))  # another view, to see it follow
     lesson = panel.lesson
     assert lesson.bars.top_class() == wrong and "wrong" in lesson.answer_label.text()
     assert lesson.label_combo.currentData() == label  # the true label, chosen for the person
@@ -147,9 +104,11 @@ def test_teaching_a_wrong_digit_makes_it_right_without_forgetting_and_undo_resto
     assert not lesson.undo_button.isEnabled() and "Undone" in lesson.outcome.text()
 
 
-def test_undo_is_withdrawn_once_training_moves_on_or_the_model_changes(qtbot, shown, data):
-    s = _session(data)
-    panel = shown(TeachPanel, s)
+def test_undo_is_withdrawn_once_training_moves_on_or_the_model_changes(
+    qtbot, show_panel, open_session, data
+):
+    s = open_session(LENET, data)
+    panel = show_panel(TeachPanel, s)
     lesson = panel.lesson
     wrong = (int(np.argmax(s.probabilities())) + 1) % 10
     lesson.label_combo.setCurrentIndex(wrong)  # teach it something it does not say
@@ -174,9 +133,9 @@ def test_undo_is_withdrawn_once_training_moves_on_or_the_model_changes(qtbot, sh
     assert not lesson.undo_button.isEnabled() and lesson.outcome.text() == ""
 
 
-def test_teaching_waits_for_training_the_present_and_data(shown, data):
-    s = _session(data)
-    panel = shown(TeachPanel, s)
+def test_teaching_waits_for_training_the_present_and_data(show_panel, open_session, data):
+    s = open_session(LENET, data)
+    panel = show_panel(TeachPanel, s)
     lesson = panel.lesson
     assert lesson.teach_button.isEnabled()
     for status in (RUNNING, PAUSED):  # paused: the trainer still holds the model
@@ -197,13 +156,13 @@ def test_teaching_waits_for_training_the_present_and_data(shown, data):
     bare = Session()
     bare.set_model(load_model(LENET))
     bare.set_input(data.test.images[0] / 255.0, None, "your drawing")
-    no_data = shown(TeachPanel, bare)
+    no_data = show_panel(TeachPanel, bare)
     assert not no_data.lesson.teach_button.isEnabled()
     assert "Load a data set" in no_data.lesson.note.text()
 
 
-def test_set_weights_refuses_weights_that_do_not_fit(data):
-    s = _session(data)
+def test_set_weights_refuses_weights_that_do_not_fit(open_session, data):
+    s = open_session(LENET, data)
     before = _state(s.view_model)
     wrong = {**before, "fc1.weight": torch.zeros(3, 3)}
     del wrong["conv1.bias"]
@@ -213,9 +172,9 @@ def test_set_weights_refuses_weights_that_do_not_fit(data):
 
 
 # ----- make it a ... ---------------------------------------------------------------------
-def test_nudging_toward_a_class_raises_its_probability(qtbot, shown, data):
-    s = _session(data)
-    panel = shown(TeachPanel, s)
+def test_nudging_toward_a_class_raises_its_probability(qtbot, show_panel, open_session, data):
+    s = open_session(LENET, data)
+    panel = show_panel(TeachPanel, s)
     panel.tabs.setCurrentWidget(panel.nudge)
     nudge = panel.nudge
     start = s.probabilities()
@@ -245,9 +204,9 @@ def test_nudging_toward_a_class_raises_its_probability(qtbot, shown, data):
 
 
 # ----- what it wants to see --------------------------------------------------------------
-def test_dreaming_pictures_a_unit_in_the_background(qtbot, shown, data):
-    s = _session(data)
-    panel = shown(TeachPanel, s)
+def test_dreaming_pictures_a_unit_in_the_background(qtbot, show_panel, open_session, data):
+    s = open_session(LENET, data)
+    panel = show_panel(TeachPanel, s)
     panel.tabs.setCurrentWidget(panel.dreams)
     dreams = panel.dreams
     layers = [dreams.layer_combo.itemData(i) for i in range(dreams.layer_combo.count())]
@@ -276,9 +235,9 @@ def test_dreaming_pictures_a_unit_in_the_background(qtbot, shown, data):
     assert "class 3" in dreams.picture_plot.titleLabel.text
 
 
-def test_closing_the_panel_mid_dream_leaves_no_thread(qtbot, shown, data):
-    s = _session(data)
-    panel = shown(TeachPanel, s)
+def test_closing_the_panel_mid_dream_leaves_no_thread(qtbot, show_panel, open_session, data):
+    s = open_session(LENET, data)
+    panel = show_panel(TeachPanel, s)
     before = set(threading.enumerate())
     panel.dreams.set_unit("conv2", 5)
     qtbot.mouseClick(panel.dreams.dream_button, CLICK)
@@ -290,9 +249,11 @@ def test_closing_the_panel_mid_dream_leaves_no_thread(qtbot, shown, data):
     assert panel.dreams.dream is None
 
 
-def test_a_new_model_mid_dream_drops_the_old_dream_without_waiting(qtbot, shown, data):
-    s = _session(data)
-    panel = shown(TeachPanel, s)
+def test_a_new_model_mid_dream_drops_the_old_dream_without_waiting(
+    qtbot, show_panel, open_session, data
+):
+    s = open_session(LENET, data)
+    panel = show_panel(TeachPanel, s)
     dreams = panel.dreams
     dreams.set_unit("conv2", 5)
     qtbot.mouseClick(dreams.dream_button, CLICK)
@@ -311,10 +272,10 @@ def test_a_new_model_mid_dream_drops_the_old_dream_without_waiting(qtbot, shown,
 
 # ----- foreign models and themes ---------------------------------------------------------
 def test_a_foreign_model_is_nudged_and_dreamed_of_but_not_taught(
-    qtbot, shown, data, exported_lenet
+    qtbot, show_panel, open_session, data, exported_lenet
 ):
-    s = _session(data, exported_lenet)
-    panel = shown(TeachPanel, s)
+    s = open_session(exported_lenet, data)
+    panel = show_panel(TeachPanel, s)
     assert not panel.lesson.teach_button.isEnabled()
     assert "foreign file" in panel.lesson.note.text()
     with pytest.raises(NnvizError, match="foreign file"):
@@ -334,9 +295,9 @@ def test_a_foreign_model_is_nudged_and_dreamed_of_but_not_taught(
     assert int(np.argmax(panel.dreams.dream.probabilities)) == 3
 
 
-def test_dark_palette_colours_captions_and_backgrounds(qtbot, shown, data):
-    s = _session(data)
-    panel = shown(TeachPanel, s)
+def test_dark_palette_colours_captions_and_backgrounds(qtbot, show_panel, open_session, data):
+    s = open_session(LENET, data)
+    panel = show_panel(TeachPanel, s)
     qtbot.mouseClick(panel.nudge.nudge_button, CLICK)
     dark = QPalette(panel.palette())
     base, text = QColor(30, 30, 34), QColor(225, 225, 228)

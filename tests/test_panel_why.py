@@ -17,27 +17,12 @@ from nnviz.core.modelfile import load_model
 from nnviz.core.training import TrainConfig, Trainer
 from nnviz.qt.panels.overlay import heat_colours, signed_colours
 from nnviz.qt.panels.why import NO_CONV, NO_INPUT, WhyPanel
-from nnviz.state import Session
 
 pytestmark = pytest.mark.usefixtures("row_major_images", "one_torch_thread")
 
 SAMPLES = importlib.resources.files("nnviz.sample_models")
 LENET, MLP_3B1B = str(SAMPLES / "lenet.nnviz"), str(SAMPLES / "mlp-3b1b.nnviz")
 LEFT = Qt.MouseButton.LeftButton
-
-
-def _session(source, data, index=0):
-    s = Session()
-    s.set_model(load_model(source))
-    s.set_data(data, "mnist")
-    if index is not None:
-        _show_digit(s, data, index)
-    return s
-
-
-def _show_digit(session, data, index):
-    image = data.test.images[index] / 255.0
-    session.set_input(image, int(data.test.labels[index]), f"MNIST test #{index}")
 
 
 @pytest.fixture
@@ -50,8 +35,8 @@ def _predicted(session):
     return int(np.argmax(session.probabilities()))
 
 
-def test_saliency_explains_the_predicted_class_then_the_one_picked(shown, data):
-    s = _session(LENET, data)
+def test_saliency_explains_the_predicted_class_then_the_one_picked(shown, open_session, data):
+    s = open_session(LENET, data)
     panel = shown(s)
     image, predicted = s.current_input.image, _predicted(s)
     assert predicted == data.test.labels[0]  # the sample reads MNIST test #0 right
@@ -83,8 +68,8 @@ def test_saliency_explains_the_predicted_class_then_the_one_picked(shown, data):
     assert panel.target == predicted
 
 
-def test_the_signed_toggle_shows_towards_in_red_and_away_in_blue(shown, data, qtbot):
-    s = _session(LENET, data, index=1)
+def test_the_signed_toggle_shows_towards_in_red_and_away_in_blue(shown, open_session, data, qtbot):
+    s = open_session(LENET, data, index=1)
     panel = shown(s)
     image, predicted = s.current_input.image, _predicted(s)
     qtbot.mouseClick(panel.signed, LEFT)
@@ -103,8 +88,8 @@ def test_the_signed_toggle_shows_towards_in_red_and_away_in_blue(shown, data, qt
     np.testing.assert_array_equal(panel.shown_saliency, saliency(s.view_model, image, predicted))
 
 
-def test_grad_cam_uses_the_last_conv_layer_or_the_one_picked(shown, data):
-    s = _session(LENET, data)
+def test_grad_cam_uses_the_last_conv_layer_or_the_one_picked(shown, open_session, data):
+    s = open_session(LENET, data)
     panel = shown(s)
     image, predicted = s.current_input.image, _predicted(s)
     layers = [panel.layer_choice.itemData(i) for i in range(panel.layer_choice.count())]
@@ -122,8 +107,8 @@ def test_grad_cam_uses_the_last_conv_layer_or_the_one_picked(shown, data):
     assert "features of conv1" in panel.cam_card.caption.text()
 
 
-def test_the_opacity_slider_recolours_without_recomputing(shown, data):
-    s = _session(LENET, data)
+def test_the_opacity_slider_recolours_without_recomputing(shown, open_session, data):
+    s = open_session(LENET, data)
     panel = shown(s)
     maps = panel.shown_saliency
     panel.opacity.setValue(30)
@@ -136,17 +121,17 @@ def test_the_opacity_slider_recolours_without_recomputing(shown, data):
     assert not panel.saliency_card.overlay.image[..., 3].any()
 
 
-def test_the_maps_follow_the_input_and_training(shown, data):
-    s = _session(LENET, data)
+def test_the_maps_follow_the_input_and_training(shown, open_session, data, show_digit):
+    s = open_session(LENET, data)
     panel = shown(s)
-    _show_digit(s, data, 2)
+    show_digit(s, data, 2)
     assert panel.stale and panel.refresh()
     image = s.current_input.image
     np.testing.assert_array_equal(panel.shown_saliency, saliency(s.view_model, image))
     np.testing.assert_array_equal(panel.shown_cam, grad_cam(s.view_model, image))
     assert panel.input_about.text() == "MNIST test #2"
 
-    s = _session("lenet", data)  # untrained: the weights move a lot in a few steps
+    s = open_session("lenet", data)  # untrained: the weights move a lot in a few steps
     panel = shown(s)
     before = panel.shown_saliency.copy()
     trainer = Trainer(
@@ -162,8 +147,8 @@ def test_the_maps_follow_the_input_and_training(shown, data):
     assert not np.allclose(before, after)
 
 
-def test_switched_off_units_change_the_explained_model(shown, data):
-    s = _session(MLP_3B1B, data)
+def test_switched_off_units_change_the_explained_model(shown, open_session, data):
+    s = open_session(MLP_3B1B, data)
     panel = shown(s)
     before = panel.shown_saliency.copy()
     s.switch_off("fc1", 5)
@@ -189,8 +174,8 @@ def test_switched_off_units_change_the_explained_model(shown, data):
     assert panel.unit_note.text() == ""
 
 
-def test_a_model_without_conv_layers_says_so_and_keeps_saliency(shown, data):
-    s = _session(MLP_3B1B, data)
+def test_a_model_without_conv_layers_says_so_and_keeps_saliency(shown, open_session, data):
+    s = open_session(MLP_3B1B, data)
     panel = shown(s)
     assert panel.cam_problem() == NO_CONV and panel.cam_layer() is None
     assert panel.cam_card.showing_note() and panel.cam_card.note.text() == NO_CONV
@@ -209,14 +194,11 @@ def test_a_model_without_conv_layers_says_so_and_keeps_saliency(shown, data):
     )
 
 
-def test_an_exported_model_gets_saliency_and_says_why_no_grad_cam(shown, data, tmp_path):
-    module = load_model(LENET).module
-    batch = torch.export.Dim("batch", min=1, max=1024)
-    program = torch.export.export(
-        module, (torch.zeros(2, 1, 28, 28),), dynamic_shapes=({0: batch},)
-    )
-    torch.export.save(program, tmp_path / "lenet.pt2")
-    s = _session(str(tmp_path / "lenet.pt2"), data)
+def test_an_exported_model_gets_saliency_and_says_why_no_grad_cam(
+    shown, open_session, data, exported_lenet
+):
+    module = load_model(LENET).module  # what was exported: the reference
+    s = open_session(exported_lenet, data)
     assert s.loaded.kind == "export"
     panel = shown(s)
     assert panel.cam_card.showing_note()
@@ -229,18 +211,18 @@ def test_an_exported_model_gets_saliency_and_says_why_no_grad_cam(shown, data, t
     )
 
 
-def test_without_an_input_it_asks_for_one(shown, data):
-    s = _session(LENET, data, index=None)
+def test_without_an_input_it_asks_for_one(shown, open_session, data, show_digit):
+    s = open_session(LENET, data, index=None)
     panel = shown(s)
     assert panel.pages.currentWidget() is panel.message
     assert panel.message.text() == NO_INPUT
-    _show_digit(s, data, 0)
+    show_digit(s, data, 0)
     assert panel.refresh()
     assert panel.pages.currentIndex() == 0 and panel.shown_saliency is not None
 
 
-def test_dark_and_light_palettes(shown, data):
-    s = _session(LENET, data)
+def test_dark_and_light_palettes(shown, open_session, data):
+    s = open_session(LENET, data)
     panel = shown(s)
     for base in (QColor(30, 30, 34), QColor(250, 250, 250)):
         palette = QPalette(panel.palette())

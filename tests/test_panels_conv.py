@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.resources
 
 import numpy as np
@@ -14,57 +15,16 @@ from nnviz.core.modelfile import load_model
 from nnviz.core.training import TrainConfig, Trainer
 from nnviz.qt.panels.feature_maps import FeatureMapsPanel
 from nnviz.qt.panels.filters import FiltersPanel
-from nnviz.state import Session
 
 pytestmark = pytest.mark.usefixtures("row_major_images")
 
 LENET = str(importlib.resources.files("nnviz.sample_models") / "lenet.nnviz")
 
 
-@pytest.fixture(scope="module")
-def exported_lenet(tmp_path_factory):
-    """The trained lenet exported with a dynamic batch and loaded back as a foreign model."""
-    module = load_model(LENET).module
-    batch = torch.export.Dim("batch", min=1, max=1024)
-    program = torch.export.export(
-        module, (torch.zeros(2, 1, 28, 28),), dynamic_shapes=({0: batch},)
-    )
-    path = tmp_path_factory.mktemp("export") / "lenet.pt2"
-    torch.export.save(program, path)
-    return str(path)
-
-
-def _session(source, data, index=0):
-    s = Session()
-    s.set_model(load_model(source))
-    s.set_data(data, "mnist")
-    _show_digit(s, data, index)
-    return s
-
-
-def _show_digit(session, data, index):
-    image = data.test.images[index] / 255.0
-    session.set_input(image, int(data.test.labels[index]), f"MNIST test #{index}")
-
-
 @pytest.fixture
-def shown(qtbot):
-    """Put a panel on screen: ``shown(FiltersPanel, session)``; closed after the test."""
-    panels = []
-
-    def show(panel_type, session):
-        panel = panel_type(session)
-        qtbot.addWidget(panel)
-        panel.resize(420, 700)
-        panel.show()
-        qtbot.waitExposed(panel)
-        assert panel.refresh()
-        panels.append(panel)
-        return panel
-
-    yield show
-    for panel in panels:
-        panel.close_panel()
+def shown(show_panel):
+    """Put a panel on screen, drawn once: ``shown(FiltersPanel, session)``."""
+    return functools.partial(show_panel, size=(420, 700))
 
 
 def _weight(session, name):
@@ -90,8 +50,8 @@ def _outputs(model, x):
 
 
 # ----- filters -----------------------------------------------------------------------------
-def test_filter_tiles_are_the_conv_weights_in_place(shown, data):
-    s = _session(LENET, data)
+def test_filter_tiles_are_the_conv_weights_in_place(shown, open_session, data):
+    s = open_session(LENET, data)
     panel = shown(FiltersPanel, s)
     assert panel.layer_names() == ["conv1", "conv2"]
     # conv1 reads one channel: its 6 filters wrap into a 2 x 3 grid in reading order.
@@ -125,8 +85,8 @@ def test_filter_tiles_are_the_conv_weights_in_place(shown, data):
     assert panel.describe_at(5.5, 0.5) == ""  # on a gap
 
 
-def test_averaged_filters_are_the_mean_over_in_channels(shown, data):
-    s = _session(LENET, data)
+def test_averaged_filters_are_the_mean_over_in_channels(shown, open_session, data):
+    s = open_session(LENET, data)
     panel = shown(FiltersPanel, s)
     panel.set_layer("conv2")
     panel.average.setChecked(True)
@@ -142,8 +102,8 @@ def test_averaged_filters_are_the_mean_over_in_channels(shown, data):
     assert "mean over 6 in-channels" in panel.describe_at(centre.x(), centre.y())
 
 
-def test_per_filter_scaling_gives_each_tile_its_own_max(shown, data):
-    s = _session(LENET, data)
+def test_per_filter_scaling_gives_each_tile_its_own_max(shown, open_session, data):
+    s = open_session(LENET, data)
     panel = shown(FiltersPanel, s)
     panel.set_layer("conv2")
     panel.per_filter.setChecked(True)
@@ -159,8 +119,8 @@ def test_per_filter_scaling_gives_each_tile_its_own_max(shown, data):
     assert f"{w2[7, 2, 2, 2]:+.4f}" in panel.describe_at(centre.x(), centre.y())
 
 
-def test_clicking_a_filter_enlarges_it_with_its_bias(shown, data, qtbot):
-    s = _session(LENET, data)
+def test_clicking_a_filter_enlarges_it_with_its_bias(shown, open_session, data, qtbot):
+    s = open_session(LENET, data)
     panel = shown(FiltersPanel, s)
     panel.set_layer("conv2")
     panel.refresh()
@@ -199,8 +159,8 @@ def test_clicking_a_filter_enlarges_it_with_its_bias(shown, data, qtbot):
     qtbot.waitUntil(hover_reads_the_centre, timeout=3000)
 
 
-def test_filters_follow_training_live(shown, data):
-    s = _session("lenet", data)  # untrained preset
+def test_filters_follow_training_live(shown, open_session, data):
+    s = open_session("lenet", data)  # untrained preset
     panel = shown(FiltersPanel, s)
     before = panel._mosaic.image.copy()
     trainer = Trainer(
@@ -218,8 +178,8 @@ def test_filters_follow_training_live(shown, data):
         np.testing.assert_array_equal(panel._mosaic.tile(*divmod(o, 3)), w1[o, 0])
 
 
-def test_a_model_without_convolutions_says_so(shown, data):
-    s = _session("mlp-3b1b", data)
+def test_a_model_without_convolutions_says_so(shown, open_session, data):
+    s = open_session("mlp-3b1b", data)
     filters = shown(FiltersPanel, s)
     assert filters.layer_names() == []
     assert filters.pages.currentWidget() is filters.message
@@ -242,8 +202,8 @@ def _assert_maps_match(panel, expected):
             np.testing.assert_allclose(mosaic.tile(*divmod(ch, mosaic.cols)), maps[ch], atol=1e-6)
 
 
-def test_feature_map_tiles_are_the_layer_outputs_for_the_input(shown, data):
-    s = _session(LENET, data)
+def test_feature_map_tiles_are_the_layer_outputs_for_the_input(shown, open_session, data):
+    s = open_session(LENET, data)
     panel = shown(FeatureMapsPanel, s)
     assert panel.layer_names() == ["conv1", "relu1", "pool1", "conv2", "relu2", "pool2"]
     assert panel.shown_layers() == panel.layer_names()  # all layers, one under another
@@ -270,20 +230,22 @@ def test_feature_map_tiles_are_the_layer_outputs_for_the_input(shown, data):
     _assert_maps_match(panel, expected)
 
 
-def test_feature_maps_follow_the_input(shown, data):
-    s = _session(LENET, data, index=0)  # a 7
+def test_feature_maps_follow_the_input(shown, open_session, data, show_digit):
+    s = open_session(LENET, data, index=0)  # a 7
     panel = shown(FeatureMapsPanel, s)
     before = panel.layers["relu1"].mosaic.image.copy()
-    _show_digit(s, data, 1)  # a 2
+    show_digit(s, data, 1)  # a 2
     assert panel.stale and panel.refresh()
     after = panel.layers["relu1"].mosaic.image
     assert not np.allclose(np.nan_to_num(before), np.nan_to_num(after))
     _assert_maps_match(panel, _outputs(s.view_model, s.input_tensor()))
 
 
-def test_exported_lenet_shows_the_same_pictures_as_the_module(shown, data, exported_lenet):
-    module_session = _session(LENET, data)
-    export_session = _session(exported_lenet, data)
+def test_exported_lenet_shows_the_same_pictures_as_the_module(
+    shown, open_session, data, exported_lenet
+):
+    module_session = open_session(LENET, data)
+    export_session = open_session(exported_lenet, data)
     assert export_session.loaded.kind == "export"
     ours, theirs = shown(FiltersPanel, module_session), shown(FiltersPanel, export_session)
     assert theirs.layer_names() == ["conv1", "conv2"]
@@ -306,8 +268,8 @@ def test_exported_lenet_shows_the_same_pictures_as_the_module(shown, data, expor
     assert not theirs.grab().isNull()
 
 
-def test_hover_over_a_feature_map_with_the_mouse(shown, data, qtbot):
-    s = _session(LENET, data)
+def test_hover_over_a_feature_map_with_the_mouse(shown, open_session, data, qtbot):
+    s = open_session(LENET, data)
     panel = shown(FeatureMapsPanel, s)
     panel.set_layer("conv1")
     panel.refresh()
@@ -320,8 +282,8 @@ def test_hover_over_a_feature_map_with_the_mouse(shown, data, qtbot):
     assert "conv1" in panel.readout.text()
 
 
-def test_dark_palette_and_real_weight_values_on_the_colour_bar(shown, data):
-    s = _session(LENET, data)
+def test_dark_palette_and_real_weight_values_on_the_colour_bar(shown, open_session, data):
+    s = open_session(LENET, data)
     filters, maps = shown(FiltersPanel, s), shown(FeatureMapsPanel, s)
     dark = QPalette(filters.palette())
     dark.setColor(QPalette.ColorRole.Base, QColor(30, 30, 34))

@@ -88,24 +88,68 @@ def describe(
     if flat.numel() == 0:
         return (math.nan,) * len(BAND_PERCENTS), _read_only(np.zeros(bins, np.float32)), 0.0, 0.0
     ordered = np.sort(_sample(flat).numpy()).astype(np.float64)
+    bands = _bands(ordered, flat)
+    lo, hi = bands[0], bands[-1]
+    counts = np.zeros(bins, np.float32)
+    if math.isfinite(lo) and math.isfinite(hi):
+        # One value everywhere still gets a bin of some width.
+        top = hi if hi > lo else lo + max(abs(lo), 1.0) * 1e-6
+        counts = _counts(ordered, np.linspace(lo, top, bins + 1), flat.numel())
+    return bands, _read_only(counts), lo, hi
+
+
+def describe_sizes(
+    values: torch.Tensor, bins: int = HISTOGRAM_BINS
+) -> tuple[tuple[float, ...], np.ndarray, tuple[float, float], float]:
+    """Percentile bands of |values|, and their histogram for a log scale, from one sort.
+
+    The histogram counts log10|value| in ``bins`` equal bins over the returned range (the
+    log10 of the smallest nonzero size and of the largest). Zeros have no logarithm: the last
+    figure is how many there are, so the counts and it add up to the tensor's size
+    (scaled from the subsample past ``MAX_PERCENTILE_SAMPLE`` values, as ``describe``).
+    """
+    sizes = values.detach().reshape(-1).abs()
+    counts = np.zeros(bins, np.float32)
+    if sizes.numel() == 0:
+        return (math.nan,) * len(BAND_PERCENTS), _read_only(counts), (math.nan, math.nan), 0.0
+    ordered = np.sort(_sample(sizes).numpy()).astype(np.float64)
+    bands = _bands(ordered, sizes)
+    scale = sizes.numel() / len(ordered)
+    # Sizes sort zeros first and inf, then NaN, last; the log bins take what lies between.
+    first = int(np.searchsorted(ordered, 0.0, side="right"))
+    end = int(np.searchsorted(ordered, math.inf, side="left"))
+    positive = ordered[first:end]
+    log_range = (math.nan, math.nan)
+    if len(positive):
+        # The top is the exact largest size, where the bands' max is drawn.
+        largest = bands[-1] if math.isfinite(bands[-1]) else positive[-1]
+        lo, hi = math.log10(positive[0]), math.log10(largest)
+        log_range = (lo, hi)
+        # Edges back in sizes, so the values need no logarithm: only the edges do.
+        top = hi if hi > lo else lo + 1e-6
+        counts = _counts(positive, 10.0 ** np.linspace(lo, top, bins + 1), len(positive) * scale)
+    return bands, _read_only(counts), log_range, float(first * scale)
+
+
+def _bands(ordered: np.ndarray, flat: torch.Tensor) -> tuple[float, ...]:
+    """The ``BAND_PERCENTS`` percentiles of sorted (sampled) values; the ends exact."""
     # numpy's "linear" percentile: interpolate between the two nearest ranks.
     rank = np.asarray(BAND_PERCENTS) / 100.0 * (len(ordered) - 1)
     below = np.floor(rank).astype(np.int64)
     above = np.minimum(below + 1, len(ordered) - 1)
     bands = ordered[below] + (ordered[above] - ordered[below]) * (rank - below)
-    lo, hi = float(ordered[0]), float(ordered[-1])
     if len(ordered) < flat.numel():
-        lo, hi = (float(v) for v in torch.aminmax(flat))
-        bands[0], bands[-1] = lo, hi
-    counts = np.zeros(bins, np.float32)
-    if math.isfinite(lo) and math.isfinite(hi):
-        # Bins are [a, b) as numpy's, the last one closed; one value everywhere still
-        # gets a bin of some width.
-        top = hi if hi > lo else lo + max(abs(lo), 1.0) * 1e-6
-        edges = np.searchsorted(ordered, np.linspace(lo, top, bins + 1))
-        edges[0], edges[-1] = 0, len(ordered)
-        counts = np.diff(edges).astype(np.float32) * np.float32(flat.numel() / len(ordered))
-    return tuple(float(b) for b in bands), _read_only(counts), lo, hi
+        bands[0], bands[-1] = (float(v) for v in torch.aminmax(flat))
+    return tuple(float(b) for b in bands)
+
+
+def _counts(ordered: np.ndarray, edges: np.ndarray, total: float) -> np.ndarray:
+    """How many of the sorted values fall in each bin, scaled to add up to ``total``."""
+    # Bins are [a, b) as numpy's, the last one closed; the outer edges take every value
+    # (the exact min and max can lie outside a subsample's).
+    at = np.searchsorted(ordered, edges)
+    at[0], at[-1] = 0, len(ordered)
+    return np.diff(at).astype(np.float32) * np.float32(total / len(ordered))
 
 
 def _sample(flat: torch.Tensor) -> torch.Tensor:
@@ -257,6 +301,7 @@ class LayerStatsCollector:
         )
         w_bands, w_hist, w_lo, w_hi = describe(weight)
         g_bands, g_hist, g_lo, g_hi = describe(grad)
+        size_bands, size_hist, size_range, zeros = describe_sizes(grad)
         ratio = None
         if before is not None:
             ratio = update_ratio([before[i] for i in slots], params)
@@ -264,11 +309,14 @@ class LayerStatsCollector:
             name=name,
             weight_bands=w_bands,
             gradient_bands=g_bands,
-            gradient_size_bands=percentile_bands(grad.abs()),
+            gradient_size_bands=size_bands,
             weight_histogram=w_hist,
             weight_range=(w_lo, w_hi),
             gradient_histogram=g_hist,
             gradient_range=(g_lo, g_hi),
+            gradient_size_histogram=size_hist,
+            gradient_size_range=size_range,
+            gradient_zeros=zeros,
             gradient_norm=norm,
             update_ratio=ratio,
             dead_fraction=dead,

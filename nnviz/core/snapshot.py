@@ -82,6 +82,12 @@ class LayerRecord:
     weight_range: tuple[float, float]
     gradient_histogram: np.ndarray  # counts in equal bins over gradient_range (read-only)
     gradient_range: tuple[float, float]
+    # For the log scale: counts in equal bins of log10|gradient| over gradient_size_range
+    # (log10 of the smallest and largest nonzero size; read-only), and how many entries
+    # are exactly 0 and so have no logarithm. Counts and zeros add up to the entries.
+    gradient_size_histogram: np.ndarray
+    gradient_size_range: tuple[float, float]
+    gradient_zeros: float
     gradient_norm: float  # over all the layer's parameters, as StepReport.grad_norms
     update_ratio: float | None  # ||update|| / ||parameters|| of the step; None if unknown
     dead_fraction: float | None  # of its ReLU units; None when no ReLU follows the layer

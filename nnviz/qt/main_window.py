@@ -8,6 +8,7 @@ The panels and where they go are listed in ``nnviz.qt.panel_list``.
 
 from __future__ import annotations
 
+import os
 import time
 from typing import TYPE_CHECKING
 
@@ -27,6 +28,7 @@ from PySide6.QtWidgets import (
 from nnviz.about import about_text
 from nnviz.core.errors import NnvizError
 from nnviz.qt.banner import MessageBanner
+from nnviz.qt.redraw_budget import RedrawBudget
 from nnviz.qt.theme import THEMES, apply_theme
 
 if TYPE_CHECKING:
@@ -42,6 +44,10 @@ FRAME_BUDGET_S = 0.003
 # What the user does by hand (a stroke on the canvas) is shown at once rather than at
 # the next tick, at most once per 60 Hz frame: moves that arrive meanwhile are coalesced.
 PROMPT_FRAME_S = 1 / 60
+# While training runs flat out, the views that follow it may use this share of a core
+# (the GUI thread holds the GIL while it redraws and paints; see redraw_budget.py).
+GUI_SHARE_WHILE_TRAINING = float(os.environ.get("NNVIZ_GUI_SHARE", "0.12"))
+GUI_BURST_S = 0.05
 _LEFT = Qt.DockWidgetArea.LeftDockWidgetArea
 _RIGHT = Qt.DockWidgetArea.RightDockWidgetArea
 _TOP = Qt.DockWidgetArea.TopDockWidgetArea
@@ -99,6 +105,7 @@ class MainWindow(QMainWindow):
         self._prompt.setSingleShot(True)
         self._prompt.timeout.connect(self.refresh_now)
         self._last_prompt = 0.0
+        self.redraw_budget = RedrawBudget(GUI_SHARE_WHILE_TRAINING, GUI_BURST_S)
         if session is not None:
             self.attach(session)
 
@@ -354,10 +361,11 @@ class MainWindow(QMainWindow):
         panels are open, and each still follows within a fraction of a second.
         """
         start = time.perf_counter()
-        for panel in sorted(self.panels.values(), key=lambda p: p.last_redraw):
-            if time.perf_counter() - start > FRAME_BUDGET_S:
-                break
-            panel.refresh(throttle=True)
+        if self.redraw_budget.allow(start, time.thread_time(), limited=self.runner.flat_out):
+            for panel in sorted(self.panels.values(), key=lambda p: p.last_redraw):
+                if time.perf_counter() - start > FRAME_BUDGET_S:
+                    break
+                panel.refresh(throttle=True)
         self.status.refresh()
 
     def request_refresh(self) -> None:

@@ -53,6 +53,12 @@ class TrainingRunner(QObject):
         """True while a run is going (running or paused)."""
         return self._thread is not None
 
+    @property
+    def flat_out(self) -> bool:
+        """True while training runs as fast as it can (not paused, no watchable pace)."""
+        t = self.trainer
+        return self.active and t is not None and not t.paused and not t.config.steps_per_second
+
     def start(self, *, paused: bool = False) -> None:
         s = self.session
         if self.active:

@@ -5,12 +5,11 @@ statistics were taken, in preallocated arrays; when full it keeps every other po
 goes on, so a run of any length holds at most ``MAX_POINTS`` points per series and its
 whole span. ``PercentileBands`` draws one series as nested filled outlines, one
 ``QGraphicsPathItem`` per band given a new path on each redraw (FillBetweenItem needs two
-hidden curves per band and rebuilds its path on each curve's change), and a median line.
+hidden curves per band and rebuilds its path on each curve's change), and a median line;
+``histogram_path`` draws the histogram beside them.
 """
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import pyqtgraph as pg
@@ -26,6 +25,9 @@ from nnviz.core.snapshot import LayerStats
 BAND_ALPHAS = {False: (40, 70, 105, 150), True: (70, 110, 160, 220)}
 MAX_POINTS = 1000  # per series; a full buffer keeps every other point and goes on
 MEDIAN = len(BAND_PERCENTS) // 2
+# How tall (in decades) the bar of zero gradients is drawn on the log scale's floor when
+# no gradient is above zero to size a bin by.
+FLOOR_BAR = 0.1
 
 
 class BandHistory:
@@ -114,13 +116,51 @@ def band_path(x: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> QPainterPa
     return path
 
 
-def histogram_path(counts: np.ndarray, value_range: tuple[float, float]) -> QPainterPath:
-    """Horizontal bars: counts along x, the values' bins up the y axis (beside the bands)."""
+def equal_bins(value_range: tuple[float, float], bins: int) -> np.ndarray:
+    """The edges of ``bins`` equal bins over a range (one value: a sliver of a bin)."""
     lo, hi = value_range
-    if not len(counts) or not (math.isfinite(lo) and math.isfinite(hi)):
+    return np.linspace(lo, hi if hi > lo else lo + 1e-12, bins + 1)
+
+
+def floored_histogram(
+    counts: np.ndarray, log_range: tuple[float, float], zeros: float, floor: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """A histogram of log10 sizes drawn as the bands are on a log scale with a ``floor``
+    (a log10): (counts, bin edges) from the floor up, every count kept.
+
+    The bands draw sizes under the floor, zeros among them, on it; here they go into the
+    lowest bin, cut to start at the floor, or into a bar of their own standing on the
+    floor (at most a bin tall) when every bin lies above it.
+    """
+    edges = equal_bins(log_range, len(counts))
+    under = float(zeros)
+    if len(counts) and np.all(np.isfinite(edges)):
+        width = edges[1] - edges[0]
+        below = int(np.searchsorted(edges[1:], floor, side="right"))  # bins wholly under
+        under += float(np.sum(counts[:below]))
+        counts, edges = np.asarray(counts[below:], float), edges[below:].copy()
+        if len(counts) and edges[0] <= floor:
+            edges[0] = floor
+            counts[0] += under
+            return counts, edges
+    else:  # no size above zero
+        width, counts, edges = FLOOR_BAR, np.zeros(0), np.zeros(0)
+    if under <= 0:
+        return counts, edges
+    if not len(counts):
+        return np.array([under]), np.array([floor, floor + width])
+    # A gap (an empty bin) between the bar on the floor and the lowest sizes above it.
+    top = min(floor + width, edges[0])
+    return np.concatenate([[under, 0.0], counts]), np.concatenate([[floor, top], edges])
+
+
+def histogram_path(counts: np.ndarray, edges: np.ndarray) -> QPainterPath:
+    """Horizontal bars: counts along x, the values' bins (``edges``) up the y axis, as
+    beside the bands."""
+    if not len(counts) or not np.all(np.isfinite(edges)):
         return QPainterPath()
-    edges = np.linspace(lo, hi if hi > lo else lo + 1e-12, len(counts) + 1)
-    ys = np.concatenate([[edges[0]], np.repeat(edges[1:-1], 2), [edges[-1]]])
+    lo, hi = float(edges[0]), float(edges[-1])
+    ys = np.concatenate([[lo], np.repeat(edges[1:-1], 2), [hi]])
     xs = np.repeat(np.asarray(counts, float), 2)
     path = pg.arrayToQPath(np.concatenate([[0.0], xs, [0.0]]), np.concatenate([[lo], ys, [hi]]))
     path.closeSubpath()

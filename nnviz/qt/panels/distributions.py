@@ -5,8 +5,9 @@ Like TensorBoard's distributions, a series is drawn as nested bands between perc
 parameters, first layer at the top. Gradients are drawn as sizes |gradient| on a log
 scale that all layers share by default, so gradients that vanish on the way back to the
 first layers sit orders of magnitude below the last layer's; a toggle shows the signed
-gradients on each layer's own linear scale instead. A narrow plot beside each layer's
-weights shows their histogram now.
+gradients on each layer's own linear scale instead. A narrow plot beside each series
+shows its histogram now, on the series' own value axis: beside |gradient| on the log
+scale, that is a histogram of log10|gradient|, so its bins line up with the bands.
 
 The statistics come as ``LayerStats`` events (a few a second, taken on the training
 thread) into a bounded ``BandHistory`` (see ``bands.py``, with the items that draw
@@ -35,11 +36,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from nnviz.core.snapshot import LayerStats
+from nnviz.core.snapshot import LayerRecord, LayerStats
 from nnviz.qt.panels.bands import (
     MEDIAN,
     BandHistory,
     PercentileBands,
+    equal_bins,
+    floored_histogram,
     histogram_path,
 )
 from nnviz.qt.panels.base import Panel
@@ -57,13 +60,15 @@ HOVER_HINT = "Hover over a plot to read its values"
 
 
 class _LayerRow:
-    """One layer's plots: weights over training, their histogram now, gradients."""
+    """One layer's plots: weights over training and their histogram now, and the same
+    of its gradients."""
 
     def __init__(self, graphics: pg.GraphicsLayoutWidget, row: int, name: str) -> None:
         self.name = name
         self.weights_plot: pg.PlotItem = graphics.addPlot(row=row, col=0)
-        self.histogram_plot: pg.PlotItem = graphics.addPlot(row=row, col=1)
+        self.weight_histogram_plot: pg.PlotItem = graphics.addPlot(row=row, col=1)
         self.gradients_plot: pg.PlotItem = graphics.addPlot(row=row, col=2)
+        self.gradient_histogram_plot: pg.PlotItem = graphics.addPlot(row=row, col=3)
         for plot in self.plots:
             plot.setMenuEnabled(False)
             plot.setMouseEnabled(False, False)
@@ -71,19 +76,39 @@ class _LayerRow:
             plot.disableAutoRange()  # ranges are set in redraw, once per new data
             plot.getAxis("left").setWidth(52)
             plot.getAxis("left").setTickDensity(0.6)
-        self.histogram_plot.setYLink(self.weights_plot)
-        self.histogram_plot.hideAxis("left")
-        self.histogram_plot.getAxis("bottom").setStyle(showValues=False)
         self.weights = PercentileBands(self.weights_plot, WEIGHT_COLOUR)
         self.gradients = PercentileBands(self.gradients_plot, GRADIENT_COLOUR)
-        self.histogram = QGraphicsPathItem()
-        self.histogram.setPen(QPen(Qt.PenStyle.NoPen))
-        self.histogram.setBrush(QBrush(QColor(58, 140, 222, 150)))
-        self.histogram_plot.addItem(self.histogram)
+        self.weight_histogram = _histogram_beside(
+            self.weight_histogram_plot, self.weights_plot, WEIGHT_COLOUR
+        )
+        self.gradient_histogram = _histogram_beside(
+            self.gradient_histogram_plot, self.gradients_plot, GRADIENT_COLOUR
+        )
 
     @property
     def plots(self) -> tuple[pg.PlotItem, ...]:
-        return (self.weights_plot, self.histogram_plot, self.gradients_plot)
+        return (
+            self.weights_plot,
+            self.weight_histogram_plot,
+            self.gradients_plot,
+            self.gradient_histogram_plot,
+        )
+
+    @property
+    def histogram_plots(self) -> tuple[pg.PlotItem, ...]:
+        return (self.weight_histogram_plot, self.gradient_histogram_plot)
+
+
+def _histogram_beside(plot: pg.PlotItem, series: pg.PlotItem, colour: QColor) -> QGraphicsPathItem:
+    """The bars of a histogram in ``plot``, on the value axis of the ``series`` beside it."""
+    plot.setYLink(series)
+    plot.hideAxis("left")
+    plot.getAxis("bottom").setStyle(showValues=False)
+    bars = QGraphicsPathItem()
+    bars.setPen(QPen(Qt.PenStyle.NoPen))
+    bars.setBrush(QBrush(QColor(colour.red(), colour.green(), colour.blue(), 150)))
+    plot.addItem(bars)
+    return bars
 
 
 class DistributionsPanel(Panel):
@@ -120,7 +145,7 @@ class DistributionsPanel(Panel):
             "Bands: min-max, 7-93 %, 16-84 % and 31-69 % of the values; line: the median"
         )
         grid = self.graphics.ci.layout
-        for col, stretch in enumerate((5, 1, 5)):
+        for col, stretch in enumerate((5, 1, 5, 1)):
             grid.setColumnStretchFactor(col, stretch)
         self.scroll = QScrollArea()
         self.scroll.setWidgetResizable(True)
@@ -183,8 +208,15 @@ class DistributionsPanel(Panel):
             if sizes:
                 grads = np.log10(np.maximum(grads, floor))
             row.gradients.set_data(x, grads)
-            row.histogram.setPath(histogram_path(record.weight_histogram, record.weight_range))
-            self._fit(row.histogram_plot, "x", 0.0, float(record.weight_histogram.max()))
+            counts = record.weight_histogram
+            row.weight_histogram.setPath(
+                histogram_path(counts, equal_bins(record.weight_range, len(counts)))
+            )
+            self._fit(row.weight_histogram_plot, "x", 0.0, float(counts.max()))
+            counts, edges = _gradient_histogram(record, math.log10(floor) if sizes else None)
+            row.gradient_histogram.setPath(histogram_path(counts, edges))
+            most = float(counts.max()) if len(counts) else 0.0
+            self._fit(row.gradient_histogram_plot, "x", 0.0, most)
             self._fit(row.weights_plot, "y", *_span(weights))
             if not sizes:
                 self._fit(row.gradients_plot, "y", *_span(grads))
@@ -255,7 +287,8 @@ class DistributionsPanel(Panel):
         grads = "|gradient|, log scale" if self.log_scale.isChecked() else "gradient"
         for row in self.rows:
             row.weights_plot.setTitle(f"{row.name}: weights", size="9pt")
-            row.histogram_plot.setTitle("now", size="9pt")
+            for plot in row.histogram_plots:
+                plot.setTitle("now", size="9pt")
             row.gradients_plot.setTitle(f"{row.name}: {grads}", size="9pt")
             row.gradients_plot.getAxis("left").setLogMode(self.log_scale.isChecked())
 
@@ -323,10 +356,22 @@ class DistributionsPanel(Panel):
                     plot.getAxis(side).setTextPen(fg)
             row.weights.set_theme(dark)
             row.gradients.set_theme(dark)
-            # The histogram's count axis only keeps its plot as tall as the others.
-            row.histogram_plot.getAxis("bottom").setPen(bg)
+            # A histogram's count axis only keeps its plot as tall as the others.
+            for plot in row.histogram_plots:
+                plot.getAxis("bottom").setPen(bg)
         hint = [0.45 * f + 0.55 * b for f, b in zip(fg.getRgbF(), bg.getRgbF(), strict=True)]
         self.empty_label.setStyleSheet(f"color: {QColor.fromRgbF(*hint).name()}; font-size: 13pt;")
+
+
+def _gradient_histogram(record: LayerRecord, floor: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """(counts, bin edges) of a layer's gradients now: signed values, or with a ``floor``
+    the log10 of their sizes on the log scale the bands are drawn on."""
+    if floor is None:
+        counts = record.gradient_histogram
+        return counts, equal_bins(record.gradient_range, len(counts))
+    return floored_histogram(
+        record.gradient_size_histogram, record.gradient_size_range, record.gradient_zeros, floor
+    )
 
 
 def _span(bands: np.ndarray) -> tuple[float, float]:

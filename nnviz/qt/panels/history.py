@@ -6,14 +6,15 @@ positions are the stored snapshots, oldest on the left; its last position is the
 weights. Moving it calls ``session.show_step``, which loads that step's weights into
 the views' model, so every panel follows with no change of its own. A drag over a
 CNN can move the slider hundreds of times a second: the panel passes on at most one
-step per frame, the first at once and the latest when the frame is over.
+step per frame, the first at once and the latest when the frame is over. The memory
+budget the user sets is remembered between runs (QSettings).
 """
 
 from __future__ import annotations
 
 from typing import ClassVar
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -35,6 +36,14 @@ SHOW_EVERY_MS = 33  # at most one step shown per frame while the slider is dragg
 PLAY_PER_SECOND = 8  # snapshots a second when played back
 MB = 1_000_000
 MAX_BUDGET_MB = 65_536
+BUDGET_SETTING = "history/budget_mb"  # the QSettings key of the budget, in MB
+
+
+def _settings() -> QSettings:
+    # Imported here: the main window imports every panel.
+    from nnviz.qt.main_window import app_settings
+
+    return app_settings()
 
 
 def format_megabytes(n: int) -> str:
@@ -96,6 +105,7 @@ class HistoryPanel(Panel):
             "The memory the history may use. When it is full, later snapshots are thinned "
             "out and the early ones kept dense; a smaller budget thins at once."
         )
+        self._restore_budget()
         self.save_box = QCheckBox("Save history in the .nnviz file")
         self.save_box.setToolTip("Save writes every kept snapshot into the model file")
         memory = QHBoxLayout()
@@ -206,6 +216,18 @@ class HistoryPanel(Panel):
 
     def _budget_changed(self, megabytes: int) -> None:
         self.session.set_history_budget(megabytes * MB)
+        _settings().setValue(BUDGET_SETTING, megabytes)  # only the user's changes get here
+
+    def _restore_budget(self) -> None:
+        """Give the Session the budget the user set last time, if one was stored."""
+        stored = _settings().value(BUDGET_SETTING)
+        try:
+            megabytes = int(stored)  # an INI file gives back text
+        except (TypeError, ValueError):
+            return  # none stored, or not a number (a hand-edited file): keep the default
+        megabytes = min(max(megabytes, self.budget.minimum()), self.budget.maximum())
+        if megabytes * MB != self.session.weight_history.budget_bytes:
+            self.session.set_history_budget(megabytes * MB)
 
     # ----- Session events ----------------------------------------------------------------
     def _model_loaded(self) -> None:

@@ -1,9 +1,10 @@
 """Ten probability bars, one per class, the model's pick highlighted.
 
-One BarGraphItem and one text item per class, built when the classes change and
-updated in place afterwards (``setOpts``/``setText``), so a redraw at the frame rate
-costs next to nothing. A message (e.g. "no ink") replaces the bars when there is no
-prediction to show; the class names stay, so the panel keeps its shape.
+A plain widget that paints its bars with QPainter: it is redrawn on every mouse move
+while a person draws, and a pyqtgraph plot (a bar item, an axis and ten text items)
+cost 1.6 ms to update and 1.2 ms to paint per move; this costs a tenth of that. A
+message (e.g. "no ink") replaces the bars when there is no prediction to show; the
+class names stay, so the panel keeps its shape.
 """
 
 from __future__ import annotations
@@ -11,16 +12,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import pyqtgraph as pg
-from PySide6.QtCore import QSize
-from PySide6.QtGui import QColor, QPalette
-from PySide6.QtWidgets import QWidget
+from PySide6.QtCore import QRectF, QSize, Qt
+from PySide6.QtGui import QColor, QFontMetricsF, QPainter, QPaintEvent, QPalette
+from PySide6.QtWidgets import QSizePolicy, QWidget
 
 HIGHLIGHT = QColor(232, 96, 28)  # the activations panel's orange: readable on both themes
 ON_BAR = QColor(255, 255, 255)  # a label inside the orange bar
+INSIDE_FROM = 0.6  # a bar this long holds its own label; a shorter one is followed by it
+BAR_FILL = 0.72  # of each class's row height
+MARGIN = 6  # pixels around the bars
 
 
-class PredictionBars(pg.PlotWidget):
+class PredictionBars(QWidget):
     """Horizontal bars of class probabilities, class names down the left."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -28,21 +31,9 @@ class PredictionBars(pg.PlotWidget):
         self.probabilities = np.zeros(0, np.float32)
         self.message = ""
         self.classes: list[str] = []
-        plot = self.getPlotItem()
-        plot.setMouseEnabled(False, False)
-        plot.setMenuEnabled(False)
-        plot.hideButtons()
-        plot.invertY(True)
-        plot.hideAxis("bottom")
-        plot.setXRange(0, 104, padding=0)  # a full bar holds its label; shorter ones are followed
-        self.bars = pg.BarGraphItem(x0=[], y=[], height=0.72, width=[])
-        plot.addItem(self.bars)
-        self.labels: list[pg.TextItem] = []
-        self.message_item = pg.TextItem(anchor=(0.5, 0.5))
-        font = self.font()
-        font.setPointSizeF(font.pointSizeF() * 1.4)
-        self.message_item.setFont(font)
-        plot.addItem(self.message_item)
+        # Opaque and painted whole: nothing beneath needs repainting when it changes.
+        self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setMinimumHeight(150)
         self.apply_palette(self.palette())
         self.set_classes([str(i) for i in range(10)])
@@ -55,86 +46,96 @@ class PredictionBars(pg.PlotWidget):
         names = [str(n) for n in names]
         if names == self.classes:
             return
-        plot = self.getPlotItem()
-        for label in self.labels:
-            plot.removeItem(label)
         self.classes = names
-        n = len(names)
-        plot.getAxis("left").setTicks([list(enumerate(names))])
-        plot.setYRange(-0.6, n - 0.4, padding=0)
-        self.labels = [pg.TextItem(anchor=(0, 0.5)) for _ in range(n)]
-        self._shown: list[tuple] = [("", None, None, None)] * n  # what each label shows
-        for label in self.labels:
-            plot.addItem(label)
-        self.message_item.setPos(52, (n - 1) / 2)  # the middle of the x range
-        self._recolour_labels()
         self.show_message(self.message)
 
     def show_probabilities(self, probs: np.ndarray) -> None:
         """One bar per class, the most likely one highlighted and labelled."""
         probs = np.asarray(probs, np.float32).reshape(-1)[: len(self.classes)]
-        self.probabilities = probs
+        if not self.message and np.array_equal(probs, self.probabilities):
+            return
+        self.probabilities = probs.copy()
         self.message = ""
-        self.message_item.setText("")
-        n = len(probs)
-        top = int(np.argmax(probs)) if n else -1
-        brushes = [self._on if i == top else self._off for i in range(n)]
-        self.bars.setOpts(x0=np.zeros(n), y=np.arange(n), width=probs * 100.0, brushes=brushes)
-        for i in range(len(self.labels)):
-            text = f"{probs[i]:.1%}" if i < n else ""
-            if text and (i == top or text != "0.0%"):  # a column of 0.0% says nothing
-                # A long bar holds its own label; otherwise it would run off the end.
-                inside = bool(probs[i] >= 0.6)
-                colour = ON_BAR if inside else self._fg if i == top else self._dim
-                x = float(probs[i]) * 100.0 + (-1.5 if inside else 1.5)
-                self._set_label(i, text, inside, x, colour)
-            else:
-                self._set_label(i, "", False, 0.0, self._dim)
-
-    def _set_label(self, i: int, text: str, inside: bool, x: float, colour: QColor) -> None:
-        # Setting a TextItem's text or colour re-lays out its HTML (about 0.2 ms each);
-        # while a person draws, most labels stay as they are, so only changes are sent.
-        label, shown = self.labels[i], self._shown[i]
-        if shown[0] != text:
-            label.setText(text)
-        if text and shown[1] != inside:
-            label.setAnchor((1, 0.5) if inside else (0, 0.5))
-        if text and shown[2] != x:
-            label.setPos(x, i)
-        if text and shown[3] != colour.rgba():
-            label.setColor(colour)
-        self._shown[i] = (text, inside, x, colour.rgba()) if text else ("", None, None, None)
+        self.update()
 
     def show_message(self, text: str) -> None:
         """No bars, just ``text`` (e.g. "no ink") where they would be."""
         self.probabilities = np.zeros(0, np.float32)
         self.message = text
-        self.bars.setOpts(x0=[], y=[], width=[], brushes=[])
-        for i in range(len(self.labels)):
-            self._set_label(i, "", False, 0.0, self._dim)
-        self.message_item.setText(text)
+        self.update()
 
     def top_class(self) -> int | None:
         """The highlighted bar: the class the model picks, or None without bars."""
         return int(np.argmax(self.probabilities)) if len(self.probabilities) else None
 
+    def labels(self) -> list[str]:
+        """The text beside each bar as painted: the top class's and every non-zero
+        probability (a column of "0.0%" says nothing); "" elsewhere."""
+        probs, top = self.probabilities, self.top_class()
+        out = []
+        for i in range(len(self.classes)):
+            text = f"{probs[i]:.1%}" if i < len(probs) else ""
+            out.append(text if text and (i == top or text != "0.0%") else "")
+        return out
+
+    # ----- colours and painting ---------------------------------------------------------
     def apply_palette(self, pal: QPalette) -> None:
         bg, fg = pal.color(QPalette.ColorRole.Base), pal.color(QPalette.ColorRole.WindowText)
-        self.setBackground(bg)
-        self._fg, self._dim = fg, _mix(bg, fg, 0.65)
-        self._on, self._off = pg.mkBrush(HIGHLIGHT), pg.mkBrush(_mix(bg, fg, 0.3))
-        axis = self.getPlotItem().getAxis("left")
-        axis.setPen(_mix(bg, fg, 0.4))
-        axis.setTextPen(fg)
-        self.message_item.setColor(_mix(bg, fg, 0.6))
-        self._recolour_labels()
-        if len(self.probabilities):
-            self.show_probabilities(self.probabilities)
+        self.background, self.text_colour = QColor(bg), QColor(fg)
+        self._dim, self._axis = _mix(bg, fg, 0.65), _mix(bg, fg, 0.4)
+        self._off, self._message_colour = _mix(bg, fg, 0.3), _mix(bg, fg, 0.6)
+        self.update()
 
-    def _recolour_labels(self) -> None:
-        for label in self.labels:
-            label.setColor(self._dim)
-        self._shown = [("", None, None, None)] * len(self.labels)  # colours to send again
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 (Qt)
+        painter = QPainter(self)
+        painter.fillRect(self.rect(), self.background)
+        n = len(self.classes)
+        if not n:
+            return
+        metrics = QFontMetricsF(self.font())
+        names_w = max(metrics.horizontalAdvance(c) for c in self.classes) + 8
+        left, right = MARGIN + names_w, self.width() - MARGIN
+        row = (self.height() - 2 * MARGIN) / n
+        full = max(1.0, right - left) / 1.04  # a full bar leaves room for its label
+
+        painter.setPen(self._axis)
+        painter.drawLine(int(left), MARGIN, int(left), self.height() - MARGIN)
+        painter.setPen(self.text_colour)
+        for i, name in enumerate(self.classes):
+            rect = QRectF(MARGIN, MARGIN + i * row, names_w - 6, row)
+            painter.drawText(
+                rect, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, name
+            )
+
+        if self.message:
+            painter.setPen(self._message_colour)
+            font = painter.font()
+            font.setPointSizeF(font.pointSizeF() * 1.4)
+            painter.setFont(font)
+            area = QRectF(left, MARGIN, right - left, self.height() - 2 * MARGIN)
+            painter.drawText(area, Qt.AlignmentFlag.AlignCenter, self.message)
+            return
+
+        probs, top = self.probabilities, self.top_class()
+        painter.setPen(Qt.PenStyle.NoPen)
+        for i, p in enumerate(probs):
+            y = MARGIN + i * row + row * (1 - BAR_FILL) / 2
+            painter.setBrush(HIGHLIGHT if i == top else self._off)
+            painter.drawRect(QRectF(left, y, float(p) * full, row * BAR_FILL))
+        for i, text in enumerate(self.labels()):
+            if not text:
+                continue
+            end = left + float(probs[i]) * full
+            inside = bool(probs[i] >= INSIDE_FROM)
+            painter.setPen(ON_BAR if inside else self.text_colour if i == top else self._dim)
+            y = MARGIN + i * row
+            if inside:
+                rect = QRectF(left, y, end - left - 4, row)
+                align = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+            else:
+                rect = QRectF(end + 4, y, max(0.0, right - end - 4), row)
+                align = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
+            painter.drawText(rect, align, text)
 
 
 def _mix(a: QColor, b: QColor, t: float) -> QColor:

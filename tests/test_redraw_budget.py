@@ -1,0 +1,88 @@
+"""The GUI thread's budget for following training that runs flat out."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from nnviz.core.data import load_splits
+from nnviz.qt.redraw_budget import RedrawBudget
+
+
+def test_overspending_waits_until_the_share_has_paid_it_back():
+    budget = RedrawBudget(share=0.1, burst_s=0.05)
+    assert budget.allow(0.0, 0.0, limited=True)
+    # 40 ms of CPU in 100 ms of wall time: 10 ms earned, 40 spent, 20 left.
+    assert budget.allow(0.1, 0.04, limited=True)
+    assert budget.credit == pytest.approx(0.02)
+    # 60 ms more in the next 100 ms: 30 ms in debt, no redraws.
+    assert not budget.allow(0.2, 0.10, limited=True)
+    assert budget.credit == pytest.approx(-0.03)
+    # Idle (no CPU used) for 200 ms pays back 20 ms: still in debt; 300 ms is enough.
+    assert not budget.allow(0.4, 0.10, limited=True)
+    assert budget.allow(0.5, 0.10, limited=True)
+
+
+def test_credit_and_debt_are_both_bounded():
+    budget = RedrawBudget(share=0.1, burst_s=0.05)
+    budget.allow(0.0, 0.0, limited=True)
+    budget.allow(100.0, 0.0, limited=True)  # a long idle time saves no more than a burst
+    assert budget.credit == pytest.approx(0.05)
+    # A one-off half second (a model load rebuilding every panel) owes one burst, not 0.45 s.
+    assert not budget.allow(100.5, 0.5, limited=True)
+    assert budget.credit == pytest.approx(-0.05)
+    assert budget.allow(101.1, 0.5, limited=True)
+
+
+def test_no_limit_unless_training_runs_flat_out():
+    budget = RedrawBudget(share=0.1, burst_s=0.05)
+    budget.allow(0.0, 0.0, limited=True)
+    assert not budget.allow(0.1, 1.0, limited=True)
+    assert budget.allow(0.2, 2.0, limited=False)  # paused: the views may use what they need
+    assert budget.credit == pytest.approx(0.05)
+
+
+@pytest.fixture
+def window(qtbot, monkeypatch):
+    from nnviz.qt.app import create_window
+
+    _, win = create_window()
+    qtbot.addWidget(win)
+    win.session.set_data(load_splits("mnist", n_val=100, limit=800), "mnist")
+    win.session.config.epochs = 1000
+    win.session.config.batch_size = 16
+    monkeypatch.setattr(win.documents, "ask_to_save", lambda: "discard")
+    win.show()
+    qtbot.waitExposed(win)
+    yield win
+    win.runner.stop()
+
+
+def test_views_wait_while_over_budget_and_follow_once_paused(window, qtbot):
+    loss = window.panels["loss"]
+    window.train()
+    qtbot.waitUntil(lambda: window.runner.flat_out, timeout=5000)
+    # A budget that earns nothing, primed as if the GUI thread had just used 10 s of CPU:
+    # it stays a full second in debt.
+    window.redraw_budget = RedrawBudget(share=0.0, burst_s=1.0)
+    window.redraw_budget.allow(time.perf_counter(), time.thread_time() - 10.0, limited=True)
+    window.refresh_panels()
+    assert window.redraw_budget.credit == -1.0
+    qtbot.waitUntil(lambda: loss.point_count() > 20 and loss.stale, timeout=10000)
+    drawn = loss.last_redraw
+    qtbot.wait(300)  # nine frame ticks
+    assert loss.last_redraw == drawn and loss.stale
+
+    window.pause()
+    assert not window.runner.flat_out
+    qtbot.waitUntil(lambda: loss.last_redraw > drawn, timeout=2000)
+
+
+def test_a_watchable_pace_is_not_flat_out(window, qtbot):
+    window.session.config.steps_per_second = 20
+    window.train()
+    qtbot.waitUntil(lambda: window.runner.active, timeout=5000)
+    assert not window.runner.flat_out
+    window.runner.set_pace(None)
+    qtbot.waitUntil(lambda: window.runner.flat_out, timeout=5000)
