@@ -8,8 +8,9 @@ import json
 import numpy as np
 import pytest
 import torch
-from PySide6.QtCore import QPointF, Qt
-from PySide6.QtGui import QColor, QPalette
+from PySide6.QtCore import QEvent, QPointF, Qt
+from PySide6.QtGui import QColor, QMouseEvent, QPalette
+from PySide6.QtWidgets import QApplication
 
 from nnviz.core.data import DataSplits
 from nnviz.core.inspect import summarize
@@ -17,6 +18,7 @@ from nnviz.core.modelfile import load_model
 from nnviz.core.training import TrainConfig, Trainer
 from nnviz.qt.panels.activations import CELL_PX, ActivationsPanel, layers_to_show, unit_values
 from nnviz.qt.panels.input import InputPanel
+from nnviz.qt.panels.prediction_bars import HIGHLIGHT
 from nnviz.qt.panels.summary import SummaryPanel
 from nnviz.state import Session
 
@@ -206,18 +208,26 @@ def test_probability_bars_sum_to_one_and_the_top_class_is_highlighted(qtbot, dat
     s = _session(str(SAMPLES / "lenet.nnviz"), data)
     panel = _show(qtbot, ActivationsPanel(s))
     probs = s.probabilities()
-    widths = np.asarray(panel.bars.opts["width"]) / 100.0
-    np.testing.assert_allclose(widths, probs, rtol=1e-6)
-    assert widths.sum() == pytest.approx(1.0, abs=1e-5)
+    shown = panel.bars.probabilities
+    np.testing.assert_allclose(shown, probs, rtol=1e-6)
+    assert shown.sum() == pytest.approx(1.0, abs=1e-5)
     top = int(np.argmax(probs))
-    assert panel.top_class() == top
-    brushes = panel.bars.opts["brushes"]
-    assert [b.color() == panel._bar_on.color() for b in brushes] == [i == top for i in range(10)]
-    assert panel.percent_labels[top].toPlainText().startswith(f"{probs[top]:.1%}")
+    assert panel.top_class() == top == panel.bars.top_class()
+    labels = panel.bars.labels()
+    assert labels[top].startswith(f"{probs[top]:.1%}")
     label = s.current_input.label
-    assert "true label" in panel.percent_labels[label].toPlainText()
-    ticks = panel.bars_plot.getAxis("left")._tickLevels[0]
-    assert [t[1] for t in ticks] == [str(i) for i in range(10)]
+    assert panel.bars.true_class == label and labels[label].endswith(", the true label")
+    assert panel.bars.classes == [str(i) for i in range(10)]
+    # Painted: the top class's row holds the highlight colour, no other row does.
+    image = panel.bars.grab().toImage()
+    row = (panel.bars.height() - 12) / 10
+    lit = [
+        any(
+            image.pixelColor(x, int(6 + (i + 0.5) * row)) == HIGHLIGHT for x in range(image.width())
+        )
+        for i in range(10)
+    ]
+    assert lit == [i == top for i in range(10)]
     panel.close_panel()
 
 
@@ -235,9 +245,7 @@ def test_changing_the_input_changes_the_values_shown(qtbot, data):
     for name in first:
         assert not np.allclose(now[name], first[name])
         np.testing.assert_array_equal(now[name], acts[name][0])
-    np.testing.assert_allclose(
-        np.asarray(panel.bars.opts["width"]) / 100.0, s.probabilities(), rtol=1e-6
-    )
+    np.testing.assert_allclose(panel.bars.probabilities, s.probabilities(), rtol=1e-6)
     assert panel.top_class() == int(np.argmax(s.probabilities())) == data.test.labels[1]
     panel.close_panel()
 
@@ -253,8 +261,19 @@ def test_hover_names_the_layer_unit_and_value_and_a_click_emits_the_unit(qtbot, 
     conv = panel.strips[0]
     corner = QPointF(conv.rect.left() + 2.5, conv.rect.top() + 0.5)
     assert "relu1 (ReLU) channel 2:" in panel.describe(*panel.cell_at(corner))
-    bar_point = panel.bars_plot.vb.mapViewToScene(QPointF(5, 3))
-    assert panel.hover_text(bar_point) == f"class 3: probability {s.probabilities()[3]:.2%}"
+    row = (panel.bars.height() - 12) / 10
+    bar_point = QPointF(40, 6 + 3.5 * row)
+    assert panel.bar_text(bar_point) == f"class 3: probability {s.probabilities()[3]:.2%}"
+    move = QMouseEvent(
+        QEvent.Type.MouseMove,
+        bar_point,
+        panel.bars.mapToGlobal(bar_point),
+        Qt.MouseButton.NoButton,
+        Qt.MouseButton.NoButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    QApplication.sendEvent(panel.bars, move)  # a hover: QTest moves only with a button down
+    assert panel.readout.text().startswith("class 3: probability")
     with qtbot.waitSignal(panel.unit_clicked) as clicked:
         where = panel.graphics.mapFromScene(panel.view.mapViewToScene(centre))
         qtbot.mouseClick(panel.graphics.viewport(), Qt.MouseButton.LeftButton, pos=where)
@@ -302,9 +321,7 @@ def test_a_model_with_no_hidden_layers_says_so_and_shows_its_output(qtbot, data,
     panel = _show(qtbot, ActivationsPanel(s))
     assert panel.strips == []
     assert "No hidden layers" in panel.message.toPlainText()
-    np.testing.assert_allclose(
-        np.asarray(panel.bars.opts["width"]) / 100.0, s.probabilities(), rtol=1e-6
-    )
+    np.testing.assert_allclose(panel.bars.probabilities, s.probabilities(), rtol=1e-6)
     panel.close_panel()
 
 
@@ -322,7 +339,8 @@ def test_dark_palette_changes_background_and_unlit_cells(qtbot, data):
     assert off.mean() < 80 < light_off.mean()  # an unlit cell stays dark on dark
     assert panel.strips[0].image.lut is panel._positive_lut
     assert panel.refresh()
-    assert panel.percent_labels[0].color == QColor(225, 225, 228)
+    assert panel.bars.text_colour == QColor(225, 225, 228)
+    assert panel.bars.grab().toImage().pixelColor(1, 1) == QColor(30, 30, 34)
     panel.close_panel()
 
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from PySide6.QtCore import QRectF, QSize, Qt
-from PySide6.QtGui import QColor, QFontMetricsF, QPainter, QPaintEvent, QPalette
+from PySide6.QtCore import QPointF, QRectF, QSize, Qt
+from PySide6.QtGui import QColor, QFontMetricsF, QPainter, QPaintEvent, QPalette, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 HIGHLIGHT = QColor(232, 96, 28)  # the activations panel's orange: readable on both themes
@@ -31,6 +31,7 @@ class PredictionBars(QWidget):
         self.probabilities = np.zeros(0, np.float32)
         self.message = ""
         self.classes: list[str] = []
+        self.true_class: int | None = None  # outlined and labelled, when the input has one
         # Opaque and painted whole: nothing beneath needs repainting when it changes.
         self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
@@ -49,18 +50,22 @@ class PredictionBars(QWidget):
         self.classes = names
         self.show_message(self.message)
 
-    def show_probabilities(self, probs: np.ndarray) -> None:
-        """One bar per class, the most likely one highlighted and labelled."""
+    def show_probabilities(self, probs: np.ndarray, true_class: int | None = None) -> None:
+        """One bar per class, the most likely one highlighted and labelled; the bar of
+        ``true_class`` (the input's label, if known) outlined and named so."""
         probs = np.asarray(probs, np.float32).reshape(-1)[: len(self.classes)]
-        if not self.message and np.array_equal(probs, self.probabilities):
+        same = np.array_equal(probs, self.probabilities) and true_class == self.true_class
+        if not self.message and same:
             return
         self.probabilities = probs.copy()
+        self.true_class = true_class
         self.message = ""
         self.update()
 
     def show_message(self, text: str) -> None:
         """No bars, just ``text`` (e.g. "no ink") where they would be."""
         self.probabilities = np.zeros(0, np.float32)
+        self.true_class = None
         self.message = text
         self.update()
 
@@ -75,8 +80,16 @@ class PredictionBars(QWidget):
         out = []
         for i in range(len(self.classes)):
             text = f"{probs[i]:.1%}" if i < len(probs) else ""
-            out.append(text if text and (i == top or text != "0.0%") else "")
+            text = text if text and (i == top or i == self.true_class or text != "0.0%") else ""
+            out.append(text + ", the true label" if text and i == self.true_class else text)
         return out
+
+    def class_at(self, pos: QPointF) -> int | None:
+        """The class whose row is under ``pos`` (widget coordinates), if any."""
+        n = len(self.classes)
+        row = (self.height() - 2 * MARGIN) / max(n, 1)
+        i = int((pos.y() - MARGIN) // row) if row > 0 else -1
+        return i if 0 <= i < n and pos.y() >= MARGIN else None
 
     # ----- colours and painting ---------------------------------------------------------
     def apply_palette(self, pal: QPalette) -> None:
@@ -117,16 +130,19 @@ class PredictionBars(QWidget):
             return
 
         probs, top = self.probabilities, self.top_class()
-        painter.setPen(Qt.PenStyle.NoPen)
+        no_pen, true_pen = QPen(Qt.PenStyle.NoPen), QPen(self.text_colour, 1)
         for i, p in enumerate(probs):
             y = MARGIN + i * row + row * (1 - BAR_FILL) / 2
+            painter.setPen(true_pen if i == self.true_class else no_pen)
             painter.setBrush(HIGHLIGHT if i == top else self._off)
             painter.drawRect(QRectF(left, y, float(p) * full, row * BAR_FILL))
         for i, text in enumerate(self.labels()):
             if not text:
                 continue
             end = left + float(probs[i]) * full
-            inside = bool(probs[i] >= INSIDE_FROM)
+            # Inside a long bar, if the text fits there; otherwise after the bar's end.
+            fits = metrics.horizontalAdvance(text) + 8 <= end - left
+            inside = bool(probs[i] >= INSIDE_FROM) and fits and i == top
             painter.setPen(ON_BAR if inside else self.text_colour if i == top else self._dim)
             y = MARGIN + i * row
             if inside:
