@@ -579,3 +579,46 @@ def test_before_shift_is_the_frame_the_centre_of_mass_was_measured_in(data):
     assert frame.sum(0) @ cols / total == pytest.approx(pre.centre_of_mass[1], abs=1e-4)
     np.testing.assert_array_equal(np.roll(frame, pre.shift, axis=(0, 1)), pre.image)
     assert preprocess_drawing(np.zeros((28, 28))).before_shift() is None
+
+
+def test_each_move_repaints_every_pixel_it_changes(qtbot, shown):
+    # A mouse move repaints only its segment's neighbourhood; whatever it changed on the
+    # canvas must lie inside what it repainted, or the screen would show stale ink.
+    from PySide6.QtCore import QObject
+    from PySide6.QtGui import QRegion
+
+    panel = shown()
+    canvas = panel.canvas
+
+    class Painted(QObject):
+        region = QRegion()
+        on = False
+
+        def eventFilter(self, watched, event):  # noqa: N802 (Qt)
+            if self.on and event.type() == QEvent.Type.Paint:
+                self.region = self.region.united(event.region())
+            return False
+
+    painted = Painted()
+    canvas.installEventFilter(painted)
+    qtbot.mousePress(canvas, LEFT, pos=_at(canvas, 60, 60))
+    qtbot.wait(20)
+    partial = 0
+    for x, y in [(90, 70), (130, 80), (170, 110), (160, 160), (130, 200), (120, 230)]:
+        before = canvas.grab().toImage()
+        painted.region, painted.on = QRegion(), True
+        qtbot.mouseMove(canvas, _at(canvas, x, y))
+        qtbot.wait(20)  # the repaint it asked for
+        painted.on = False
+        after = canvas.grab().toImage()
+        changed = [
+            QPoint(px, py)
+            for py in range(0, after.height(), 2)
+            for px in range(0, after.width(), 2)
+            if before.pixel(px, py) != after.pixel(px, py)
+        ]
+        assert changed, "the move drew nothing"
+        assert all(painted.region.contains(p) for p in changed)
+        partial += painted.region.boundingRect().width() < canvas.width() / 2
+    assert partial >= 4  # most moves repainted a small part, not the whole canvas
+    qtbot.mouseRelease(canvas, LEFT, pos=_at(canvas, 120, 230))

@@ -83,6 +83,7 @@ class DrawingCanvas(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._image = QImage(CANVAS_SIDE, CANVAS_SIDE, QImage.Format.Format_Grayscale8)
+        self._empty: tuple[int, bool] = (-1, True)  # (image cacheKey, is it empty)
         self._image.fill(_PAPER)
         self._undo: list[QImage] = []
         self._redo: list[QImage] = []
@@ -142,7 +143,11 @@ class DrawingCanvas(QWidget):
         return self._image.copy()
 
     def is_empty(self) -> bool:
-        return not qimage_to_grey(self._image).any()
+        # Asked on every paint: remembered per image (cacheKey changes when it is drawn on).
+        key = self._image.cacheKey()
+        if self._empty[0] != key:
+            self._empty = (key, not qimage_to_grey(self._image).any())
+        return self._empty[1]
 
     def set_ink(self, ink: np.ndarray) -> None:
         """Replace the drawing with a (280, 280) ink array in [0, 1] (undoable)."""
@@ -198,8 +203,22 @@ class DrawingCanvas(QWidget):
             self._image.fill(_PAPER)
             self._changed()
 
-    def _changed(self) -> None:
-        self.update()
+    def _changed(self, dirty: QRectF | None = None) -> None:
+        """Repaint (only ``dirty``, in canvas pixels, if given) and tell the panel."""
+        if dirty is None:
+            self.update()
+        else:
+            # A stroke's new segment: repainting only its neighbourhood spares the scaled
+            # drawing of the whole canvas on every mouse move.
+            square = self.square()
+            scale = square.width() / CANVAS_SIDE
+            rect = QRectF(
+                square.left() + dirty.left() * scale,
+                square.top() + dirty.top() * scale,
+                dirty.width() * scale,
+                dirty.height() * scale,
+            )
+            self.update(rect.adjusted(-3, -3, 3, 3).toAlignedRect())
         self.drawing_changed.emit()
 
     # ----- strokes -----------------------------------------------------------------------
@@ -264,7 +283,15 @@ class DrawingCanvas(QWidget):
                 painter.drawLine(a, b)
         painter.end()
         self._image = image
-        self._changed()
+        if len(self._points) == 1:  # a new stroke: the "Draw a digit here" hint goes
+            self._changed()
+            return
+        # What changed: the last segment, and the brush outline, which follows the pointer.
+        last = self._points[-2:]
+        reach = max(w for _, w in last) / 2 + 2
+        xs, ys = [p.x() for p, _ in last], [p.y() for p, _ in last]
+        dirty = QRectF(min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys))
+        self._changed(dirty.adjusted(-reach, -reach, reach, reach))
 
     def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802 (Qt)
         button = event.button()
