@@ -435,3 +435,31 @@ def test_a_redraw_and_its_paint_stay_cheap_with_many_points(panel, qtbot):
     print(f"\n50,000+ points: a live frame (30 points, redraw + paint) {per_frame:.1f} ms")
     assert counter.paints == frames
     assert per_frame < 40  # about 5 ms here; it was 25-35 ms with auto-range
+
+
+def test_the_step_the_history_slider_shows_is_marked_on_the_curve(qtbot, data):
+    from nnviz.core.modelfile import load_model
+
+    s = Session()
+    s.set_model(load_model("mlp-3b1b", seed=0))
+    s.set_data(data, "mnist")
+    panel = LossPanel(s)
+    qtbot.addWidget(panel)
+    panel.resize(900, 400)
+    panel.show()
+    qtbot.waitExposed(panel)
+    trainer = Trainer(
+        s.train_model, data, TrainConfig(batch_size=32, snapshot_interval_s=0.0), history=s.history
+    )
+    for report in trainer.steps():
+        if report.step % 5 == 0:
+            s.publish(trainer.latest_snapshot(), trainer.poll())
+        if report.step >= 40:
+            break
+    assert not panel.viewed_step.isVisible()
+    past = s.weight_history.steps()[2]
+    s.show_step(past)
+    assert panel.viewed_step.isVisible() and panel.viewed_step.value() == past == s.viewing_step
+    s.show_live()
+    assert not panel.viewed_step.isVisible()
+    panel.close_panel()

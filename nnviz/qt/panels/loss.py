@@ -47,6 +47,7 @@ SMOOTH_ON_LIGHT, SMOOTH_ON_DARK = QColor(16, 80, 165), QColor(135, 198, 255)
 TRAIN_COLOUR = QColor(64, 170, 90)
 VAL_COLOUR = QColor(242, 142, 43)
 CHANGE_COLOUR = QColor(176, 122, 161)
+VIEWED_COLOUR = QColor(232, 96, 28)  # the step the views show from the history
 _SHORT_NAMES = {"weight_decay": "wd"}
 # Ranges before any data: room for what is coming (ln 10 = 2.3 is a 10-way guess's loss).
 # Each starts a little below zero, so the axis has room to label its zero.
@@ -202,6 +203,16 @@ class LossPanel(Panel):
         for plot, line in zip((self.loss_plot, self.acc_plot), self.crosshairs, strict=True):
             plot.addItem(line, ignoreBounds=True)
             line.hide()
+        # Where the history slider is: the weights every other view shows are from here.
+        self.viewed_step = pg.InfiniteLine(
+            angle=90,
+            movable=False,
+            pen=pg.mkPen(VIEWED_COLOUR, width=2),
+            label="views show this step",
+            labelOpts={"position": 0.08, "color": VIEWED_COLOUR},
+        )
+        self.loss_plot.addItem(self.viewed_step, ignoreBounds=True)
+        self.viewed_step.hide()
 
         self.empty_label = QLabel("Press Train to see the loss fall")
         self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -232,6 +243,7 @@ class LossPanel(Panel):
         )
         self.listen(session.events_added, self.add_events)
         self.listen(session.model_loaded, self.reload)
+        self.listen(session.view_step_changed, self.show_viewed_step)
         self.reload()
 
     @staticmethod
@@ -264,6 +276,7 @@ class LossPanel(Panel):
         self._ranges.clear()
         self._follow = True
         self._update_ranges()
+        self.show_viewed_step(self.session.viewing_step)
         self.mark_stale()
 
     def add_events(self, events: list[Any]) -> None:
@@ -390,6 +403,14 @@ class LossPanel(Panel):
             return current
         pad = max(3.0, 0.1 * (hi - lo))
         return (lo - pad if lo - pad > 0 else EMPTY_ACC[0], min(EMPTY_ACC[1], hi + pad))
+
+    def show_viewed_step(self, step: int | None) -> None:
+        """Mark the history step the views show (None: they follow the live weights)."""
+        if step is None:
+            self.viewed_step.hide()
+        else:
+            self.viewed_step.setPos(step)
+            self.viewed_step.show()
 
     # ----- drawing -----------------------------------------------------------------------
     def set_log_scale(self, on: bool) -> None:
