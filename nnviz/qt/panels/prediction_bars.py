@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from PySide6.QtCore import QPointF, QRectF, QSize, Qt
-from PySide6.QtGui import QColor, QFontMetricsF, QPainter, QPaintEvent, QPalette, QPen
+from PySide6.QtCore import QEvent, QPointF, QRectF, QSize, Qt
+from PySide6.QtGui import QColor, QPainter, QPaintEvent, QPalette, QPen, QStaticText
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 HIGHLIGHT = QColor(232, 96, 28)  # the activations panel's orange: readable on both themes
@@ -32,6 +32,7 @@ class PredictionBars(QWidget):
         self.message = ""
         self.classes: list[str] = []
         self.true_class: int | None = None  # outlined and labelled, when the input has one
+        self._texts: dict[str, QStaticText] = {}  # laid-out labels, by text
         # Opaque and painted whole: nothing beneath needs repainting when it changes.
         self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
@@ -99,26 +100,45 @@ class PredictionBars(QWidget):
         self._off, self._message_colour = _mix(bg, fg, 0.3), _mix(bg, fg, 0.6)
         self.update()
 
+    def _text(self, text: str) -> QStaticText:
+        """``text`` laid out once: a label is drawn on every move while a person draws,
+        and laying it out afresh each time was most of the paint's cost."""
+        static = self._texts.get(text)
+        if static is None:
+            if len(self._texts) > 4000:  # every "x.y%" and its variants fit many times over
+                self._texts.clear()
+            static = QStaticText(text)
+            static.setTextFormat(Qt.TextFormat.PlainText)
+            static.prepare(font=self.font())
+            self._texts[text] = static
+        return static
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 (Qt)
+        if event.type() == QEvent.Type.FontChange:
+            self._texts.clear()
+        super().changeEvent(event)
+
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 (Qt)
         painter = QPainter(self)
         painter.fillRect(self.rect(), self.background)
         n = len(self.classes)
         if not n:
             return
-        metrics = QFontMetricsF(self.font())
-        names_w = max(metrics.horizontalAdvance(c) for c in self.classes) + 8
+        names = [self._text(c) for c in self.classes]
+        names_w = max(t.size().width() for t in names) + 8
         left, right = MARGIN + names_w, self.width() - MARGIN
         row = (self.height() - 2 * MARGIN) / n
         full = max(1.0, right - left) / 1.04  # a full bar leaves room for its label
 
+        def top_of(i: int, text: QStaticText) -> float:  # the text centred in row i
+            return MARGIN + (i + 0.5) * row - text.size().height() / 2
+
         painter.setPen(self._axis)
         painter.drawLine(int(left), MARGIN, int(left), self.height() - MARGIN)
         painter.setPen(self.text_colour)
-        for i, name in enumerate(self.classes):
-            rect = QRectF(MARGIN, MARGIN + i * row, names_w - 6, row)
-            painter.drawText(
-                rect, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, name
-            )
+        for i, name in enumerate(names):  # right-aligned against the axis
+            at = QPointF(left - 6 - name.size().width(), top_of(i, name))
+            painter.drawStaticText(at, name)
 
         if self.message:
             painter.setPen(self._message_colour)
@@ -136,22 +156,17 @@ class PredictionBars(QWidget):
             painter.setPen(true_pen if i == self.true_class else no_pen)
             painter.setBrush(HIGHLIGHT if i == top else self._off)
             painter.drawRect(QRectF(left, y, float(p) * full, row * BAR_FILL))
-        for i, text in enumerate(self.labels()):
-            if not text:
+        for i, label in enumerate(self.labels()):
+            if not label:
                 continue
+            text = self._text(label)
+            width = text.size().width()
             end = left + float(probs[i]) * full
             # Inside a long bar, if the text fits there; otherwise after the bar's end.
-            fits = metrics.horizontalAdvance(text) + 8 <= end - left
-            inside = bool(probs[i] >= INSIDE_FROM) and fits and i == top
+            inside = bool(probs[i] >= INSIDE_FROM) and width + 8 <= end - left and i == top
             painter.setPen(ON_BAR if inside else self.text_colour if i == top else self._dim)
-            y = MARGIN + i * row
-            if inside:
-                rect = QRectF(left, y, end - left - 4, row)
-                align = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
-            else:
-                rect = QRectF(end + 4, y, max(0.0, right - end - 4), row)
-                align = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
-            painter.drawText(rect, align, text)
+            x = end - 4 - width if inside else end + 4
+            painter.drawStaticText(QPointF(x, top_of(i, text)), text)
 
 
 def _mix(a: QColor, b: QColor, t: float) -> QColor:
