@@ -82,9 +82,14 @@ class UnitMarkers(pg.ScatterPlotItem):
     def show_units(self, spots: Iterable[tuple[object, float, float, float, float]]) -> None:
         """Mark (unit, x, y, size, value) spots; an empty list clears the picture."""
         spots = list(spots)
+        had_any = bool(self.marked)
         self.marked = {unit: value for unit, _, _, _, value in spots}
+        # Hidden while there is nothing to mark: most redraws (a stroke on the canvas, a
+        # new snapshot) have none, and an empty scatter item still cost a paint each time.
+        self.setVisible(bool(spots))
         if not spots:
-            self.setData([])
+            if had_any:
+                self.setData([])
             return
         off = [value == 0.0 for *_, value in spots]
         self.setData(
