@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pytest
 
 from nnviz.core.data import load_splits
@@ -86,3 +87,19 @@ def test_a_watchable_pace_is_not_flat_out(window, qtbot):
     assert not window.runner.flat_out
     window.runner.set_pace(None)
     qtbot.waitUntil(lambda: window.runner.flat_out, timeout=5000)
+
+
+def test_views_that_follow_training_wait_while_a_person_draws(window, qtbot):
+    from nnviz.qt.main_window import HANDS_ON_S
+
+    loss = window.panels["loss"]
+    window.refresh_panels()
+    loss.mark_stale()
+    window.panels["canvas"].canvas.set_ink(np.ones((280, 280), np.float32) * 0.5)
+    assert time.perf_counter() - window._last_prompt < HANDS_ON_S  # the drawing was shown
+    drawn = loss.last_redraw
+    window.refresh_panels()
+    assert loss.stale and loss.last_redraw == drawn  # held back during the stroke
+    qtbot.wait(round(HANDS_ON_S * 1000) + 50)
+    window.refresh_panels()
+    assert not loss.stale and loss.last_redraw > drawn

@@ -43,6 +43,9 @@ FRAME_BUDGET_S = 0.003
 # What the user does by hand (a stroke on the canvas) is shown at once rather than at
 # the next tick, at most once per 60 Hz frame: moves that arrive meanwhile are coalesced.
 PROMPT_FRAME_S = 1 / 60
+# While a person draws, the views that follow training wait: a stroke's frames go to the
+# canvas and the views that follow it, and the rest catch up this long after the last move.
+HANDS_ON_S = 0.15
 # While training runs flat out, the views that follow it may use this share of a core
 # (the GUI thread holds the GIL while it redraws and paints; see redraw_budget.py).
 # A tenth: with all twenty panels on screen each still redraws about once a second, and
@@ -359,10 +362,13 @@ class MainWindow(QMainWindow):
         the GUI thread and, through the GIL, of the trainer. Each tick now redraws the
         panels that waited longest until ``FRAME_BUDGET_S`` is spent (at least one); the
         others get their turn on the next ticks, so the cost stays bounded however many
-        panels are open, and each still follows within a fraction of a second.
+        panels are open, and each still follows within a fraction of a second. While
+        training runs flat out they also keep within ``redraw_budget``, and while a person
+        draws on the canvas they wait for the stroke (``HANDS_ON_S``).
         """
         start = time.perf_counter()
-        if self.redraw_budget.allow(start, time.thread_time(), limited=self.runner.flat_out):
+        allowed = self.redraw_budget.allow(start, time.thread_time(), limited=self.runner.flat_out)
+        if allowed and start - self._last_prompt >= HANDS_ON_S:
             for panel in sorted(self.panels.values(), key=lambda p: p.last_redraw):
                 if time.perf_counter() - start > FRAME_BUDGET_S:
                     break
