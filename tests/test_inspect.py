@@ -3,6 +3,7 @@ TorchScript (scripted and traced, saved and loaded)."""
 
 from __future__ import annotations
 
+import copy
 import json
 
 import numpy as np
@@ -436,3 +437,122 @@ def test_module_holding_torchscript_parts_is_refused():
     holder = nn.Sequential(torch.jit.script(nn.Linear(784, 10)))
     with pytest.raises(NnvizError, match="TorchScript parts"):
         summarize(holder, (784,))
+
+
+# ---------------------------------------------------------------- a model that changes
+
+
+def _forward_by_hand(model: nn.Sequential, x: torch.Tensor) -> dict[str, np.ndarray]:
+    """Each child's output, calling the children one by one (no hooks, no capture code)."""
+    out = {}
+    with torch.no_grad():
+        x = x[None]
+        for name, child in model.named_children():
+            x = child(x)
+            out[name] = x.clone().numpy()
+    return out
+
+
+def _assert_same(got: dict[str, np.ndarray], expected: dict[str, np.ndarray]) -> None:
+    assert list(got) == list(expected)
+    for name in expected:
+        np.testing.assert_array_equal(got[name], expected[name], err_msg=name)
+
+
+def test_capture_follows_weights_loaded_or_changed_in_place():
+    model = build_model(get_spec("lenet"), seed=0).eval()
+    other = build_model(get_spec("lenet"), seed=1).eval()
+    x = _image()
+    first = capture_activations(model, x)
+    _assert_same(first, _forward_by_hand(model, x))
+    model.load_state_dict(other.state_dict())
+    _assert_same(capture_activations(model, x), _forward_by_hand(other, x))
+    with torch.no_grad():
+        model.conv1.weight.mul_(-1.5)
+    changed = capture_activations(model, x)
+    assert not np.array_equal(changed["conv1"], capture_activations(other, x)["conv1"])
+    _assert_same(changed, _forward_by_hand(model, x))
+    # The same for the hook-based path (a subclass of Sequential is not run layer by layer).
+    hooked = _Seq(*[copy.deepcopy(m) for m in model.children()]).eval()
+    _assert_same(
+        capture_activations(hooked, x), {str(i): v for i, v in enumerate(changed.values())}
+    )
+
+
+def test_capture_and_summary_follow_modules_added_replaced_and_frozen():
+    model = build_model(get_spec("mlp-3b1b"), seed=0).eval()
+    x = _image()
+    assert summarize(model).total_params == 13002
+    capture_activations(model, x)
+    model.append(nn.Softmax(dim=1))  # added
+    model.fc2 = nn.Linear(16, 16)  # replaced: same name and type, new weights
+    model.fc1.requires_grad_(False)  # frozen
+    got = capture_activations(model, x)
+    assert list(got)[-1] == "6"
+    _assert_same(got, _forward_by_hand(model, x))
+    summary = summarize(model)
+    assert [layer.type for layer in summary.layers][-1] == "Softmax"
+    assert summary.total_params == 13002
+    assert summary.trainable_params == 13002 - (784 * 16 + 16)
+    model.output = nn.Linear(16, 3)  # a different size
+    assert capture_activations(model, x)["output"].shape == (1, 3)
+    assert summarize(model).total_params == 13002 - 170 + 51
+
+
+class _Seq(nn.Sequential):
+    """A Sequential subclass: captured through forward hooks, not layer by layer."""
+
+
+def _sequential(cls: type[nn.Sequential], relu_twice: bool = False) -> nn.Sequential:
+    torch.manual_seed(0)
+    relu = nn.ReLU(inplace=True)  # changes the batch norm's output after it is captured
+    layers = [nn.Conv2d(1, 3, 3), nn.BatchNorm2d(3), relu, nn.Flatten(), nn.Linear(2028, 8)]
+    return _randomize_bn(cls(*layers, relu if relu_twice else nn.Tanh())).eval()
+
+
+def test_a_plain_sequential_is_captured_as_with_hooks():
+    plain, hooked = _sequential(nn.Sequential), _sequential(_Seq)
+    x = _image(seed=2)
+    got = []
+    for kwargs in (
+        {},
+        {"names": ["1", "4", ""]},  # "" is the model's own output
+        {"interventions": {"0": {1: 0.0}, "4": {2: 5.0}}},
+        {"interventions": {"": {0: 1.0}}, "names": ["4", ""]},
+    ):
+        got.append(capture_activations(plain, x, **kwargs))
+        _assert_same(got[-1], capture_activations(hooked, x, **kwargs))
+    assert (got[0]["1"] < 0).any()  # captured before the inplace ReLU changed it
+    assert (got[2]["0"][0, 1] == 0.0).all() and (got[2]["4"][0, 2] == 5.0)
+    assert got[3][""][0, 0] == 1.0 and got[3][""][0, 1] == got[1][""][0, 1]
+    # Hooks on the model itself, which running it layer by layer would skip, still run.
+    calls = []
+    plain.register_forward_hook(lambda *_: calls.append("model"))
+    plain[2].register_forward_hook(lambda *_: calls.append("relu"))
+    _assert_same(capture_activations(plain, x), capture_activations(hooked, x))
+    assert calls == ["relu", "model"]
+    # A module used twice shows its last call, and an edit changes every call.
+    plain, hooked = _sequential(nn.Sequential, True), _sequential(_Seq, True)
+    assert list(capture_activations(plain, x)) == ["0", "1", "3", "4", "2"]
+    edits = {"2": {0: 3.0}}
+    _assert_same(
+        capture_activations(plain, x, interventions=edits),
+        capture_activations(hooked, x, interventions=edits),
+    )
+
+
+def test_exported_program_follows_its_weights_changed_in_place():
+    model = build_model(get_spec("lenet"), seed=0).eval()
+
+    def export() -> torch.export.ExportedProgram:
+        return torch.export.export(model, (torch.rand(2, 1, 28, 28),))
+
+    ep = export()
+    x = _image()
+    before = capture_activations(ep, x)
+    with torch.no_grad():
+        model.conv1.weight.mul_(-1.5)
+        ep.state_dict["conv1.weight"].mul_(-1.5)
+    after = capture_activations(ep, x)  # the program's graph module is reused
+    assert not np.array_equal(after["conv1"], before["conv1"])
+    _assert_same(after, capture_activations(export(), x))

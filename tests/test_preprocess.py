@@ -302,3 +302,38 @@ def test_png_round_trip(tmp_path, test_digits) -> None:
     np.testing.assert_allclose(
         preprocess_drawing(load_image(la)).image, preprocess_drawing(digit).image, atol=2e-6
     )
+
+
+def test_the_canvas_array_is_read_not_changed_and_its_ink_is_a_new_array() -> None:
+    canvas = np.zeros((280, 280), np.float32)  # the canvas: ink high on black, float32
+    canvas[60:220, 130:150] = np.linspace(0.2, 1.0, 20, dtype=np.float32)
+    before = canvas.copy()
+    out = preprocess_drawing(canvas)
+    np.testing.assert_array_equal(canvas, before)
+    np.testing.assert_array_equal(out.ink, canvas)  # no background to take away
+    assert out.ink.dtype == np.float32 and out.ink.flags.writeable
+    assert not np.shares_memory(out.ink, canvas)
+    # A PIL float image reads as a read-only array; the ink is still a writable copy.
+    pil = to_ink(Image.fromarray(canvas))
+    assert pil.flags.writeable
+    np.testing.assert_array_equal(pil, canvas)
+
+
+def test_nan_and_infinity_are_no_ink_and_full_ink() -> None:
+    clean = np.zeros((100, 100), np.float32)
+    clean[20:80, 40:60] = 0.5
+    clean[30, 50] = 1.0
+    dirty = clean.copy()
+    dirty[0, 0], dirty[90, 10], dirty[30, 50] = np.nan, -np.inf, np.inf
+    np.testing.assert_array_equal(to_ink(dirty), to_ink(clean))
+    assert np.isnan(dirty[0, 0])  # the caller's array is left alone
+
+
+def test_a_float_image_with_a_background_below_zero_has_it_taken_away() -> None:
+    # Only a PIL "F" image comes in unclipped; its background level is subtracted
+    # whatever its sign, as for grey paper.
+    drawing = np.full((60, 60), -0.25, np.float32)
+    drawing[10:50, 25:35] = 0.5
+    ink = to_ink(Image.fromarray(drawing))
+    assert ink[0, 0] == 0.0
+    assert ink[30, 30] == pytest.approx(0.75 / 1.25)

@@ -3,7 +3,9 @@
 Three kinds of model are understood:
 
 * a plain ``nn.Module`` (the presets or any user module): forward hooks on its leaf
-  modules, removed in a ``finally`` whatever happens;
+  modules, removed in a ``finally`` whatever happens; an ``nn.Sequential`` of leaf
+  modules (every preset) is called layer by layer instead, which gives the same
+  values for less;
 * a ``torch.export.ExportedProgram`` (or the graph module ``ep.module()`` returns):
   its graph is run node by node, see ``nnviz.core.graph_capture``;
 * a TorchScript module (scripted or traced, fresh or loaded): its forward graph is
@@ -20,8 +22,9 @@ name is an ``NnvizError`` that says so).
 
 Interventions (``nnviz.core.interventions``) set units of named layers' outputs where
 they are made, so every later layer reads the changed values: a forward hook that
-returns the changed output, the graph interpreter replacing the layer's node value, or
-a ``where`` inserted into the TorchScript graph. A module called more than once is
+returns the changed output (or the changed output passed on to the next layer of a
+sequence), the graph interpreter replacing the layer's node value, or a ``where``
+inserted into the TorchScript graph. A module called more than once is
 changed at every call by the hook, at its last call in the other two kinds.
 
 Never pass the module a trainer is training: hooks and the mode switch would reach
@@ -30,6 +33,7 @@ its training steps. Inspect a copy (see shared/design/PITFALLS.md).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -134,11 +138,13 @@ class _Layers:
     """What a kind of model offers: its capturable layers and a way to run them."""
 
     types: dict[str, str]  # every leaf layer, name -> class name
-    params: dict[str, int]  # parameters owned directly by each layer
-    total: int
-    trainable: int
     # (input batch, names, edits by layer) -> cloned outputs, in execution order
     run: Callable[[torch.Tensor, list[str], dict[str, UnitEdit]], dict[str, torch.Tensor]]
+    # () -> (parameters owned directly by each layer, total, trainable). Only summaries
+    # show them, so they are counted when asked for: a capture runs at every mouse
+    # move while a digit is drawn, and counting took longer than half the forward
+    # pass of a small MLP.
+    count_params: Callable[[], tuple[dict[str, int], int, int]]
     extra_names: frozenset[str] = frozenset()  # non-leaf names that may also be asked for
     # Exported graphs have their mode baked in (and refuse .eval()); their runner
     # switches the mode-dependent ops off instead.
@@ -158,14 +164,15 @@ def summarize(model: Any, input_shape: tuple[int, ...] = (1, 28, 28)) -> Summary
     layers = _layers_of(model)
     x = torch.zeros((1, *input_shape))
     outputs = _run(model, layers, x, layers.capturable(), {})
+    params, total, trainable = layers.count_params()
     return Summary(
         input_shape=tuple(int(s) for s in input_shape),
         layers=tuple(
-            LayerInfo(name, layers.types[name], tuple(out.shape), layers.params.get(name, 0))
+            LayerInfo(name, layers.types[name], tuple(out.shape), params.get(name, 0))
             for name, out in outputs.items()
         ),
-        total_params=layers.total,
-        trainable_params=layers.trainable,
+        total_params=total,
+        trainable_params=trainable,
     )
 
 
@@ -249,7 +256,8 @@ def _device_and_dtype(model: Any) -> dict[str, Any]:
     if isinstance(model, torch.export.ExportedProgram):
         tensors: Iterable[torch.Tensor] = model.state_dict.values()
     elif isinstance(model, nn.Module):
-        tensors = [*model.parameters(), *model.buffers()]
+        # Lazily: the first floating tensor decides, usually the first parameter.
+        tensors = itertools.chain(model.parameters(), model.buffers())
     else:
         tensors = []
     for t in tensors:
@@ -262,7 +270,10 @@ def _device_and_dtype(model: Any) -> dict[str, Any]:
 def _eval_mode(model: nn.Module) -> Iterator[None]:
     """Eval mode for the pass; every submodule gets back its own previous mode."""
     modes = [(m, m.training) for m in model.modules()]
-    model.eval()
+    # eval() walks the model again and sets every module's flag; a model already in
+    # eval mode (the views' copy) skips that.
+    if any(training for _, training in modes):
+        model.eval()
     try:
         yield
     finally:
@@ -281,12 +292,6 @@ def _layers_of(model: Any) -> _Layers:
     if isinstance(model, fx.GraphModule) and graph_capture.has_module_stack(model):
         return _graph_layers(model, graph_capture.exported_batch(model))
     if isinstance(model, nn.Module):
-        scripted = [n for n, m in model.named_modules() if isinstance(m, torch.jit.ScriptModule)]
-        if scripted:  # TorchScript refuses forward hooks
-            raise NnvizError(
-                f"cannot inspect a module holding TorchScript parts ({', '.join(scripted)}); "
-                "inspect the TorchScript module itself"
-            )
         return _module_layers(model)
     raise NnvizError(
         f"cannot inspect a {type(model).__name__}: expected an nn.Module, an exported "
@@ -307,15 +312,24 @@ def _own_params(module: nn.Module) -> int:
 
 
 def _module_layers(model: nn.Module) -> _Layers:
+    # Read anew at every call, not cached: one walk over a small model costs little,
+    # and a module can be added, replaced or removed at any time.
     modules = dict(model.named_modules())
+    scripted = [n for n, m in modules.items() if isinstance(m, torch.jit.ScriptModule)]
+    if scripted:  # TorchScript refuses forward hooks
+        raise NnvizError(
+            f"cannot inspect a module holding TorchScript parts ({', '.join(scripted)}); "
+            "inspect the TorchScript module itself"
+        )
     leaves = {n: m for n, m in modules.items() if next(iter(m.children()), None) is None}
-    total, trainable = _totals(model)
+
+    def count_params() -> tuple[dict[str, int], int, int]:
+        return {n: _own_params(m) for n, m in leaves.items()}, *_totals(model)
+
     return _Layers(
         types={n: type(m).__name__ for n, m in leaves.items()},
-        params={n: _own_params(m) for n, m in leaves.items()},
-        total=total,
-        trainable=trainable,
-        run=partial(_run_hooks, modules),
+        run=partial(_run_hooks, modules, _layer_sequence(model, leaves)),
+        count_params=count_params,
         # Any module may be asked for by name (a block's output), not only leaves.
         extra_names=frozenset(modules),
     )
@@ -329,30 +343,66 @@ def _first_tensor(output: Any) -> torch.Tensor | None:
     return None
 
 
+def _layer_sequence(
+    model: nn.Module, leaves: dict[str, nn.Module]
+) -> list[tuple[str, nn.Module]] | None:
+    """The layers of a plain ``nn.Sequential`` of distinct leaf modules, in order; else None.
+
+    Such a model's forward is ``for layer in self: x = layer(x)``, so ``_run_hooks`` can
+    make those calls itself and read each output on the way, with the same values as
+    hooks give but without their cost: registering and removing a hook per layer, and
+    every call then taking the module's slow path, was a fifth of a LeNet capture.
+    Anything else (a subclass with its own forward, nested containers, a module used
+    twice, hooks on the container itself, which these calls would skip) uses hooks.
+    (Global module hooks, ``register_module_forward_hook``, see the layers' calls but
+    not the container's.)
+    """
+    if type(model) is not nn.Sequential or model._forward_hooks or model._forward_pre_hooks:
+        return None
+    layers = list(model._modules.items())
+    # A module used twice is in ``leaves`` (from named_modules) under its first name only.
+    if any(layer is None or leaves.get(name) is not layer for name, layer in layers):
+        return None
+    return layers
+
+
 def _run_hooks(
     modules: dict[str, nn.Module],
+    sequence: list[tuple[str, nn.Module]] | None,
     x: torch.Tensor,
     names: list[str],
     edits: dict[str, UnitEdit],
 ) -> dict[str, torch.Tensor]:
+    """Each named module's output (last call) with ``edits`` applied where it is made:
+    from forward hooks, or along the way for a ``sequence`` (see ``_layer_sequence``)."""
     values: dict[str, torch.Tensor] = {}
     recorded = set(names)
 
-    def record(name: str, _module: nn.Module, _inputs: Any, output: Any) -> Any:
+    def record(name: str, output: Any) -> Any:
         edit = edits.get(name)
         if edit is not None:
-            output = edit(output)  # returned, so the module's caller gets it
+            output = edit(output)  # what the next layer reads
         tensor = _first_tensor(output)
         if tensor is not None and name in recorded:
             # Clone: a later ReLU(inplace=True) would otherwise rewrite this value.
             values.pop(name, None)  # a repeated call moves the layer to its last call
             values[name] = tensor.detach().clone()
-        return output if edit is not None else None
+        return output
+
+    if sequence is not None:
+        for name, layer in sequence:
+            x = record(name, layer(x))
+        record("", x)  # the model's own output, when asked for
+        return values
+
+    def hook(name: str, _module: nn.Module, _inputs: Any, output: Any) -> Any:
+        output = record(name, output)
+        return output if name in edits else None  # returned: the module's caller gets it
 
     handles = []
     try:
         for name in dict.fromkeys([*names, *edits]):
-            handles.append(modules[name].register_forward_hook(partial(record, name)))
+            handles.append(modules[name].register_forward_hook(partial(hook, name)))
         modules[""](x)
     finally:
         for handle in handles:
@@ -365,17 +415,18 @@ def _run_hooks(
 
 def _graph_layers(gm: fx.GraphModule, batch: int) -> _Layers:
     types = graph_capture.exported_layers(gm)
-    params: dict[str, int] = {}
-    for name, p in gm.named_parameters():
-        owner = name.rpartition(".")[0]
-        params[owner] = params.get(owner, 0) + p.numel()
-    total, trainable = _totals(gm)
+
+    def count_params() -> tuple[dict[str, int], int, int]:
+        params: dict[str, int] = {}
+        for name, p in gm.named_parameters():
+            owner = name.rpartition(".")[0]
+            params[owner] = params.get(owner, 0) + p.numel()
+        return {n: params.get(n, 0) for n in types}, *_totals(gm)
+
     return _Layers(
         types=types,
-        params={n: params.get(n, 0) for n in types},
-        total=total,
-        trainable=trainable,
         run=lambda x, names, edits: graph_capture.run_exported(gm, x, names, batch, edits),
+        count_params=count_params,
         switch_mode=False,
     )
 
@@ -384,14 +435,15 @@ def _graph_layers(gm: fx.GraphModule, batch: int) -> _Layers:
 
 
 def _script_layers(model: torch.jit.ScriptModule) -> _Layers:
-    modules = dict(model.named_modules())
     types = graph_capture.script_leaves(model)
-    total, trainable = _totals(model)
+
+    def count_params() -> tuple[dict[str, int], int, int]:
+        modules = dict(model.named_modules())
+        return {n: _own_params(modules[n]) for n in types}, *_totals(model)
+
     return _Layers(
         types=types,
-        params={n: _own_params(modules[n]) for n in types},
-        total=total,
-        trainable=trainable,
         run=lambda x, names, edits: graph_capture.run_script(model, x, names, edits),
+        count_params=count_params,
         order=graph_capture.script_order(model),
     )
