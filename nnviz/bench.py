@@ -348,6 +348,7 @@ def measure_canvas_latency(window: Any, moves: int, warmup_s: float = 1.0) -> di
             canvas.clear()
             x = 0.3 + 0.4 * (stroke % 5) / 4
             send(QEvent.Type.MouseButtonPress, x, 0.2, held)
+            spin(0.020)  # the press is an event of the same 50 Hz stream as the moves
             for i in range(1, 21):  # a vertical stroke in 20 moves
                 start = time.perf_counter()
                 send(QEvent.Type.MouseMove, x, 0.2 + 0.6 * i / 20, held)

@@ -197,10 +197,19 @@ def test_lenet_shows_activations_channel_means_and_dense_units(qtbot, data):
     # The image holds the same numbers, one CELL_PX block per unit, 16 to a row.
     relu3 = next(strip for strip in panel.strips if strip.layer.name == "relu3")
     assert (relu3.rows, relu3.cols) == (4, 16)
-    image = relu3.image.image
-    np.testing.assert_array_equal(image[::CELL_PX, ::CELL_PX].reshape(-1), acts["relu3"][0])
-    assert np.isnan(image[CELL_PX - 1]).all()  # the gap between rows draws transparent
+    values = relu3.buffer
+    np.testing.assert_array_equal(values[::CELL_PX, ::CELL_PX].reshape(-1), acts["relu3"][0])
+    assert np.isnan(values[CELL_PX - 1]).all()  # the gap between rows
     assert relu3.levels == (0.0, float(acts["relu3"].max()))  # ReLU: zero is unlit
+    # What the image item shows: each cell in its colour, the gaps transparent.
+    colours = relu3.image.image
+    assert colours.dtype == np.uint8 and colours.shape == (*values.shape, 4)
+    cells = colours[::CELL_PX, ::CELL_PX].reshape(-1, 4)
+    brightest, dead = int(np.argmax(acts["relu3"][0])), int(np.argmin(acts["relu3"][0]))
+    np.testing.assert_array_equal(cells[brightest], panel._positive_lut[255])
+    assert acts["relu3"][0][dead] == 0.0
+    np.testing.assert_array_equal(cells[dead], panel._positive_lut[0])
+    assert (colours[CELL_PX - 1, :, 3] == 0).all()
     panel.close_panel()
 
 
@@ -308,7 +317,7 @@ def test_a_custom_model_without_activation_functions_shows_signed_outputs(qtbot,
         m = float(np.abs(values).max())
         if values.min() < 0:
             assert strip.levels == (-m, m)  # signed: symmetric about zero, diverging colours
-            assert strip.image.lut is activations._signed_lut
+            assert strip.lut is activations._signed_lut
     assert shown["fc1"].min() < 0 < shown["fc1"].max()
     panel.close_panel()
     activations.close_panel()
@@ -328,16 +337,16 @@ def test_a_model_with_no_hidden_layers_says_so_and_shows_its_output(qtbot, data,
 def test_dark_palette_changes_background_and_unlit_cells(qtbot, data):
     s = _session(str(SAMPLES / "lenet.nnviz"), data)
     panel = _show(qtbot, ActivationsPanel(s))
-    light_off = panel._positive_lut[0].copy()
+    light_off = panel._positive_lut[0, :3].copy()  # RGB, without the alpha
     dark = QPalette(panel.palette())
     dark.setColor(QPalette.ColorRole.Base, QColor(30, 30, 34))
     dark.setColor(QPalette.ColorRole.WindowText, QColor(225, 225, 228))
     panel.setPalette(dark)
     assert panel.refresh()  # a new theme is taken at the next redraw
     assert panel.graphics.backgroundBrush().color() == QColor(30, 30, 34)
-    off = panel._positive_lut[0]
+    off = panel._positive_lut[0, :3]
     assert off.mean() < 80 < light_off.mean()  # an unlit cell stays dark on dark
-    assert panel.strips[0].image.lut is panel._positive_lut
+    assert panel.strips[0].lut is panel._positive_lut
     assert panel.refresh()
     assert panel.bars.text_colour == QColor(225, 225, 228)
     assert panel.bars.grab().toImage().pixelColor(1, 1) == QColor(30, 30, 34)

@@ -89,9 +89,11 @@ class _Strip:
     rect: QRectF  # in view units, one unit per cell
     rows: int
     cols: int
-    buffer: np.ndarray  # (rows * CELL_PX, cols * CELL_PX) float32
+    buffer: np.ndarray  # (rows * CELL_PX, cols * CELL_PX) float32, NaN in the gaps
+    colours: np.ndarray  # the same cells as RGBA uint8, what the image item shows
     values: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     levels: tuple[float, float] = (0.0, 1.0)
+    lut: np.ndarray | None = None  # the colour map the cells were coloured with
 
     @property
     def per_channel(self) -> bool:
@@ -194,10 +196,11 @@ class ActivationsPanel(Panel):
             rows = -(-units // cols)
             caption = pg.TextItem(_caption(layer, units), anchor=(0.5, 1.0))
             buffer = np.full((rows * CELL_PX, cols * CELL_PX), np.nan, np.float32)
-            image = pg.ImageItem(buffer, axisOrder="row-major", levels=(0.0, 1.0))
+            colours = np.zeros((*buffer.shape, 4), np.uint8)
+            image = pg.ImageItem(colours, axisOrder="row-major")
             self.view.addItem(caption)
             self.view.addItem(image)
-            self.strips.append(_Strip(layer, image, caption, QRectF(), rows, cols, buffer))
+            self.strips.append(_Strip(layer, image, caption, QRectF(), rows, cols, buffer, colours))
         self.message.setText("" if self.strips else "No hidden layers: only the output")
         self._fit()
 
@@ -284,10 +287,18 @@ class ActivationsPanel(Panel):
             high = float(np.abs(finite).max()) if len(finite) else 0.0
             high = high if high > 0 else 1.0
             levels = (0.0, high) if low >= 0 else (-high, high)
-        if levels[0] < 0 <= strip.levels[0] or strip.levels[0] < 0 <= levels[0]:
-            strip.image.setLookupTable(self._signed_lut if levels[0] < 0 else self._positive_lut)
         strip.levels = levels
-        strip.image.setImage(strip.buffer, autoLevels=False, levels=levels)
+        strip.lut = self._signed_lut if levels[0] < 0 else self._positive_lut
+        # Coloured here, cell by cell, and handed over as RGBA: the image item then only
+        # draws it, where a float image with levels and a lookup table was mapped pixel
+        # by pixel on every paint (the strips change on every stroke on the canvas).
+        lo, hi = levels
+        index = np.nan_to_num((cells - lo) * (256.0 / max(hi - lo, 1e-12)), nan=0.0)
+        rgba = strip.lut[np.clip(index, 0, 255).astype(np.intp)]
+        rgba[np.isnan(cells), 3] = 0  # units past the last one: transparent
+        colours = strip.colours.reshape(strip.rows, k, strip.cols, k, 4)
+        colours[:, : k - 1, :, : k - 1] = rgba.reshape(strip.rows, 1, strip.cols, 1, 4)
+        strip.image.setImage(strip.colours, autoLevels=False, levels=None)
 
     def _draw_bars(self, probs: np.ndarray) -> None:
         probs = np.asarray(probs, np.float32)[: len(self._classes)]
@@ -370,15 +381,12 @@ class ActivationsPanel(Panel):
         bg, fg = pal.color(QPalette.ColorRole.Base), pal.color(QPalette.ColorRole.WindowText)
         off = _mix(bg, fg, 0.12)  # an unlit cell: just visible against the background
         cmap = pg.ColorMap([0.0, 0.5, 1.0], [NEGATIVE, off, POSITIVE])
-        self._signed_lut = cmap.getLookupTable(0.0, 1.0, 256)
-        self._positive_lut = cmap.getLookupTable(0.5, 1.0, 256)
+        self._signed_lut = cmap.getLookupTable(0.0, 1.0, 256, alpha=True)
+        self._positive_lut = cmap.getLookupTable(0.5, 1.0, 256, alpha=True)
         self.graphics.setBackground(bg)
         self.bars.apply_palette(pal)
         for strip in self.strips:
             strip.caption.setColor(fg)
-            strip.image.setLookupTable(
-                self._signed_lut if strip.levels[0] < 0 else self._positive_lut
-            )
         self.message.setColor(fg)
         self.markers.set_background(bg)
         hint = _mix(bg, fg, 0.55)

@@ -236,12 +236,17 @@ class CanvasPanel(Panel):
         except NnvizError as exc:
             self.session.report_error(f"Cannot put {origin} on the canvas: {exc}")
             return False
+        # Named before it is drawn: the views may follow the new drawing at once.
+        previous = self._origin, self._label
+        self._origin, self._label = origin, label
         self._loading = True
         try:
             self.canvas.set_ink(fitted)
+        except Exception:
+            self._origin, self._label = previous
+            raise
         finally:
             self._loading = False
-        self._origin, self._label = origin, label
         return True
 
     def save_dialog(self) -> None:
