@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from nnviz.core import lean_optim
 from nnviz.core.data import DataSplits
 from nnviz.core.errors import NnvizError, TrainingError
 from nnviz.core.evaluate import evaluate
@@ -33,6 +34,9 @@ from nnviz.core.snapshot import (
     StepReport,
     frozen_copy,
 )
+
+# Optimizers made here never import torch's compiler (60-80 MB, 1-2 s; see lean_optim).
+lean_optim.keep_from_importing_dynamo()
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "adadelta")
 # Learning rates that work for these optimizers on MNIST when the user gives none.
@@ -312,7 +316,7 @@ class Trainer:
                             "try a lower learning rate"
                         )
                     torch._foreach_copy_(backup, [p.detach() for p in self._params])
-                    self.optimizer.step()
+                    lean_optim.step(self.optimizer)
                     self._optimizer_steps += 1
                     step += 1
                     correct = (logits.argmax(1) == y).sum().item()

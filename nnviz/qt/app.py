@@ -100,11 +100,17 @@ def load_default_data(window) -> None:  # noqa: ANN001
 
 
 def _warm_up_training() -> None:
-    """Make torch's first optimizer in the background: it imports torch._dynamo and sympy
-    (about 800 modules, 1-2 s), which would otherwise freeze the window at the first Train."""
+    """Import the training code and take one optimizer step in the background, so the
+    first Train does not wait for them (torch's compiler, which a plain first optimizer
+    would import with sympy, stays out: see nnviz.core.lean_optim)."""
     import torch
 
-    torch.optim.Adam([torch.zeros(1, requires_grad=True)])
+    from nnviz.core import lean_optim, training
+
+    weight = torch.zeros(1, requires_grad=True)
+    optimizer = training.make_optimizer(training.TrainConfig(), [weight])
+    weight.sum().backward()
+    lean_optim.step(optimizer)
 
 
 def finish_start_up(window) -> threading.Thread:  # noqa: ANN001
