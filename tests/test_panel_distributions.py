@@ -281,3 +281,25 @@ def test_health_table_marks_a_vanishing_layer_in_the_warning_colour(
     assert dark.lightness() < light.lightness()
     assert panel.table.item(0, 2).background().color() == dark
     assert panel.is_warning("fc1", "gradient_norm")
+
+
+def test_rows_are_laid_out_when_a_model_opens_and_kept_when_training_starts(
+    shown, open_session, data, train
+):
+    # Building a row costs four pyqtgraph plots (~80 ms): it happens when the model is
+    # opened, not when its first statistics arrive in the middle of training.
+    s = open_session(_sample("lenet"), data, index=None)
+    panel = shown(DistributionsPanel, s)
+    assert [row.name for row in panel.rows] == ["conv1", "conv2", "fc1", "output"]
+    built = list(panel.rows)
+    train(s, 3)
+    assert panel.refresh()
+    assert panel.rows == built and panel.history.names == [row.name for row in built]
+    # Another model with fewer layers keeps the rows it can and renames them.
+    s.set_model(_sample("mlp-3b1b"))
+    assert panel.refresh()
+    assert [row.name for row in panel.rows] == ["fc1", "fc2", "output"]
+    assert panel.rows == built[:3]
+    axis = panel.rows[-1].weights_plot.getAxis("bottom")
+    assert axis.style["showValues"] and axis.labelText == "step"
+    assert not panel.rows[0].weights_plot.getAxis("bottom").style["showValues"]
