@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from nnviz.state import Session
 
 FRAME_MS = 33  # panels redraw at most 30 times a second
+DEFAULT_SIZE = (1600, 1000)  # a new window's size (and the screenshots')
 # Python time the frame timer may spend redrawing panels per tick (30 ticks a second):
 # about a tenth of the GUI thread, the rest left to painting and to the trainer's GIL.
 FRAME_BUDGET_S = 0.003
@@ -98,7 +99,7 @@ class MainWindow(QMainWindow):
         if remember_layout:
             self._restore_geometry()
         else:
-            self.resize(1600, 1000)
+            self.resize(*DEFAULT_SIZE)
         self.setWindowTitle("nnviz")
         for action in self._model_actions():
             action.setEnabled(False)
@@ -493,7 +494,7 @@ class MainWindow(QMainWindow):
         if isinstance(geometry, QByteArray):
             self.restoreGeometry(geometry)
         else:
-            self.resize(1600, 1000)
+            self.resize(*DEFAULT_SIZE)
         theme = str(settings.value("theme", "system"))
         for act in self.theme_group.actions():
             act.setChecked(act.data() == theme)
