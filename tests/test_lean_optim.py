@@ -53,7 +53,7 @@ def test_a_registered_hook_takes_torchs_own_path():
     assert calls == [1]
 
 
-def test_training_never_imports_torchs_compiler():
+def test_training_never_imports_torchs_compiler(tmp_path):
     # In a fresh interpreter: four optimizers, real MNIST, saving and loading their state.
     code = """
 import sys
@@ -70,6 +70,10 @@ for name in OPTIMIZERS:
 print(sorted(m for m in sys.modules if m.startswith(("torch._dynamo", "sympy")))[:3])
 """
     out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=240, check=True
+        [sys.executable, "-c", code],
+        cwd=tmp_path,  # like a user anywhere: not the checkout, whose nnviz/ would shadow
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
-    assert out.stdout.strip() == "[]", out.stdout + out.stderr
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr
