@@ -103,3 +103,16 @@ def test_views_that_follow_training_wait_while_a_person_draws(window, qtbot):
     qtbot.wait(round(HANDS_ON_S * 1000) + 50)
     window.refresh_panels()
     assert not loss.stale and loss.last_redraw > drawn
+
+
+def test_training_news_waits_while_a_person_draws(window, qtbot):
+    window.train()
+    qtbot.waitUntil(lambda: (window.session.snapshot or None) is not None, timeout=10000)
+    first = window.session.snapshot
+    qtbot.waitUntil(lambda: window.session.snapshot is not first, timeout=5000)  # 3 a second
+    window.runner.hold(1.0)
+    held = window.session.snapshot
+    qtbot.wait(700)  # two snapshots' time: none is taken in
+    assert window.session.snapshot is held
+    qtbot.waitUntil(lambda: window.session.snapshot is not held, timeout=3000)
+    assert window.session.snapshot.step > held.step

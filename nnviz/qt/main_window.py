@@ -369,7 +369,9 @@ class MainWindow(QMainWindow):
         """
         start = time.perf_counter()
         allowed = self.redraw_budget.allow(start, time.thread_time(), limited=self.runner.flat_out)
-        if allowed and start - self._last_prompt >= HANDS_ON_S:
+        if start - self._last_prompt < HANDS_ON_S:
+            return  # a person is drawing: the stroke's frames are theirs
+        if allowed:
             for panel in sorted(self.panels.values(), key=lambda p: p.last_redraw):
                 if time.perf_counter() - start > FRAME_BUDGET_S:
                     break
@@ -392,6 +394,10 @@ class MainWindow(QMainWindow):
         """Redraw the canvas and the visible, stale views that follow the input; the rest
         (made stale by training) wait for their tick."""
         self._last_prompt = time.perf_counter()
+        # Training's news waits too: taking a snapshot in (new weights for the view
+        # model, the loss curve's points) between two moves of a stroke is what made
+        # its slowest frames.
+        self.runner.hold(HANDS_ON_S)
         followers = [
             panel
             for panel in self.panels.values()

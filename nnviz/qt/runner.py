@@ -10,6 +10,8 @@ queued to the waiting thread deadlocks.
 
 from __future__ import annotations
 
+import time
+
 from PySide6.QtCore import QObject, QThread, QTimer, Signal
 
 from nnviz.core.errors import NnvizError
@@ -46,7 +48,8 @@ class TrainingRunner(QObject):
         self._thread: _TrainingThread | None = None
         self._timer = QTimer(self)
         self._timer.setInterval(POLL_INTERVAL_MS)
-        self._timer.timeout.connect(self.poll)
+        self._timer.timeout.connect(self._tick)
+        self._hold_until = 0.0
 
     @property
     def active(self) -> bool:
@@ -119,6 +122,15 @@ class TrainingRunner(QObject):
     def set_pace(self, steps_per_second: float | None) -> None:
         if self.trainer is not None:
             self.trainer.set_pace(steps_per_second)
+
+    def hold(self, seconds: float) -> None:
+        """Take no news from the trainer for ``seconds`` (a person is drawing); the
+        trainer goes on, and what it reported is taken in after."""
+        self._hold_until = time.perf_counter() + seconds
+
+    def _tick(self) -> None:
+        if time.perf_counter() >= self._hold_until:
+            self.poll()
 
     def poll(self) -> None:
         """Take the trainer's news (GUI thread). Ends the run once the thread is done."""
