@@ -148,6 +148,44 @@ def test_prediction_text_is_the_argmax_of_the_probabilities(qtbot, data):
     panel.close_panel()
 
 
+def test_a_new_prediction_repaints_its_line_and_relays_out_nothing(qtbot, data):
+    from PySide6.QtCore import QObject
+
+    from nnviz.qt.panels.input import RIGHT_COLOUR
+
+    s = _session(str(SAMPLES / "lenet.nnviz"), data, with_input=False)
+    panel = _show(qtbot, InputPanel(s), (300, 480))
+    panel.pick(0)
+    panel.refresh()
+    runs = panel.prediction.runs()
+    assert (f"{data.test.labels[0]}", True, None) in runs  # the class, in bold
+    assert ("✓ right", False, RIGHT_COLOUR) in runs  # the verdict, in green
+
+    class Requests(QObject):
+        seen = 0
+
+        def eventFilter(self, watched, event):  # noqa: N802 (Qt)
+            # Asked of the panel itself: its layout, then the dock's and the window's.
+            self.seen += event.type() == QEvent.Type.LayoutRequest and watched is panel
+            return False
+
+    panel.pick(1)  # the first change of a spin box's width may lay it out once
+    panel.refresh()
+    qtbot.wait(10)
+    requests = Requests()
+    QApplication.instance().installEventFilter(requests)
+    try:
+        for i in range(2, 6):  # new digits, new descriptions and predictions
+            panel.pick(i)
+            panel.refresh()
+            qtbot.wait(10)
+    finally:
+        QApplication.instance().removeEventFilter(requests)
+    assert requests.seen == 0
+    assert panel.description.text() == "MNIST test #5"
+    panel.close_panel()
+
+
 def test_the_prediction_follows_training_live(qtbot, data):
     s = _session("mlp-3b1b", data, with_input=False)  # untrained: a near-uniform guess
     panel = _show(qtbot, InputPanel(s), (300, 480))

@@ -20,7 +20,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
-    QSizePolicy,
     QSpinBox,
     QToolButton,
     QVBoxLayout,
@@ -29,6 +28,7 @@ from PySide6.QtWidgets import (
 
 from nnviz.core.data import Dataset
 from nnviz.qt.panels.base import Panel
+from nnviz.qt.panels.canvas_steps import TextLine
 from nnviz.state import CurrentInput, Session
 
 # (attribute of DataSplits, the name the user sees), in order of preference for the default.
@@ -79,13 +79,11 @@ class InputPanel(Panel):
         self.digit.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.digit.setFixedSize(28 * DIGIT_SCALE + 4, 28 * DIGIT_SCALE + 4)
         self.digit.setStyleSheet("background: black;")  # MNIST's own background
-        self.description = QLabel()
-        self.true_label = QLabel()
-        self.prediction = QLabel()
-        for label in (self.description, self.true_label, self.prediction):
-            label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-            # Text that changes must not resize the dock (see the loss panel).
-            label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        # Painted lines, not labels: while a person draws these change at every move,
+        # and a label's new text relaid out the dock and repainted the whole window.
+        self.description = TextLine(centred=True)
+        self.true_label = TextLine(centred=True)
+        self.prediction = TextLine(centred=True)
         font = self.prediction.font()
         font.setPointSizeF(font.pointSizeF() * 1.3)
         self.prediction.setFont(font)
