@@ -49,8 +49,9 @@ PROMPT_FRAME_S = 1 / 60
 HANDS_ON_S = 0.15
 # While training runs flat out, the views that follow it may use this share of a core
 # (the GUI thread holds the GIL while it redraws and paints; see redraw_budget.py).
-# A tenth: with all twenty panels on screen each still redraws about once a second, and
-# mlp-3b1b (the most GIL-bound sample) keeps about 0.8-0.9 of its bare speed.
+# A tenth: with all twenty panels on screen each still redraws every 1-3 s (0.8/s beside
+# lenet, 0.3/s beside mlp-3b1b), and mlp-3b1b (the most GIL-bound sample) keeps about
+# 0.8-0.9 of its bare speed.
 GUI_SHARE_WHILE_TRAINING = 0.10
 GUI_BURST_S = 0.05
 _LEFT = Qt.DockWidgetArea.LeftDockWidgetArea
