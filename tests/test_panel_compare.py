@@ -48,10 +48,6 @@ def _run(module, image):
     return torch.softmax(logits, dim=1)[0].numpy()
 
 
-def _show_digit(session, data, index):
-    session.set_input(data.test.images[index] / 255.0, int(data.test.labels[index]), f"#{index}")
-
-
 def _pick(panel, text):
     """Choose an entry of the picker, as the user does."""
     index = panel.picker.findText(text)
@@ -60,23 +56,12 @@ def _pick(panel, text):
 
 
 @pytest.fixture
-def panel(qtbot, data):
+def panel(open_session, show_panel, data):
     """The panel at the insides dock's size, over the lenet sample and MNIST test #0."""
-    s = Session()
-    s.set_model(load_model(LENET))
-    s.set_data(data, "mnist")
-    _show_digit(s, data, 0)
-    shown = ComparePanel(s)
-    qtbot.addWidget(shown)
-    shown.resize(740, 400)
-    shown.show()
-    qtbot.waitExposed(shown)
-    assert shown.refresh()
-    yield shown
-    shown.close_panel()
+    return show_panel(ComparePanel, open_session(LENET, data, 0))
 
 
-def test_the_second_model_answers_the_current_input(panel, data):
+def test_the_second_model_answers_the_current_input(panel, data, show_digit):
     s = panel.session
     # Not told otherwise, it compares with the first sample that is not the main model.
     assert panel.picker.currentText() == "mlp-3b1b sample (trained)"
@@ -91,7 +76,7 @@ def test_the_second_model_answers_the_current_input(panel, data):
     assert "13,002 parameters" in panel.second_title.text()
     first = panel.second_bars.probabilities.copy()
     for index in (1, 2, 3):  # the bars follow the input
-        _show_digit(s, data, index)
+        show_digit(s, data, index)
         assert panel.stale and panel.refresh()
         image = s.current_input.image
         np.testing.assert_allclose(panel.second_bars.probabilities, _by_hand(MLP_3B1B, image))
@@ -99,14 +84,14 @@ def test_the_second_model_answers_the_current_input(panel, data):
     assert not np.allclose(first, panel.second_bars.probabilities)
 
 
-def test_the_verdict_says_whether_they_agree(panel, data):
+def test_the_verdict_says_whether_they_agree(panel, data, show_digit):
     s = panel.session
     _pick(panel, "lenet preset (untrained)")
     assert panel.second.loaded.kind == "preset" and panel.refresh()
     untrained = load_model("lenet", seed=compare.SEED).module
     agreed = disagreed = 0
     for index in range(25):
-        _show_digit(s, data, index)
+        show_digit(s, data, index)
         panel.refresh()
         theirs = _run(untrained, s.current_input.image)
         np.testing.assert_allclose(panel.second_bars.probabilities, theirs, rtol=1e-5)
@@ -124,7 +109,7 @@ def test_the_verdict_says_whether_they_agree(panel, data):
     _pick(panel, "mlp sample (trained)")
     agreed_trained = 0
     for index in range(25):
-        _show_digit(s, data, index)
+        show_digit(s, data, index)
         panel.refresh()
         agreed_trained += panel.verdict.text().startswith("Both say")
     assert agreed_trained > agreed and agreed_trained >= 22  # two trained models mostly agree
@@ -163,12 +148,12 @@ def test_any_model_file_can_be_opened_and_a_bad_one_is_reported(
     assert not panel.problem.isVisible()
 
 
-def test_the_second_model_stays_when_the_main_model_changes(panel, data):
+def test_the_second_model_stays_when_the_main_model_changes(panel, data, show_digit):
     s = panel.session
     _pick(panel, "mlp sample (trained)")
     second = panel.second
     s.set_model(load_model("mlp-3b1b"))  # untrained, a new main model
-    _show_digit(s, data, 5)
+    show_digit(s, data, 5)
     assert panel.refresh()
     assert panel.second is second and panel.picker.currentText() == "mlp sample (trained)"
     assert "mlp-3b1b" in panel.main_title.text() and "13,002 parameters" in panel.main_title.text()
@@ -194,7 +179,7 @@ def test_a_model_that_cannot_read_a_digit_says_why(data):
         predict(loaded, data.test.images[0] / 255.0)
 
 
-def test_without_an_input_and_in_a_dark_small_dock(qtbot, data):
+def test_without_an_input_and_in_a_dark_small_dock(qtbot, data, show_digit):
     s = Session()
     s.set_model(load_model(LENET))
     panel = ComparePanel(s)
@@ -209,7 +194,7 @@ def test_without_an_input_and_in_a_dark_small_dock(qtbot, data):
         dark.setColor(QPalette.ColorRole.Base, QColor(30, 30, 34))
         dark.setColor(QPalette.ColorRole.WindowText, QColor(225, 225, 228))
         panel.setPalette(dark)
-        _show_digit(s, data, 0)
+        show_digit(s, data, 0)
         assert panel.refresh()
         for bars in (panel.main_bars, panel.second_bars):
             assert bars.background == QColor(30, 30, 34)

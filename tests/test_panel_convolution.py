@@ -19,25 +19,10 @@ pytestmark = pytest.mark.usefixtures("row_major_images")
 LENET = str(importlib.resources.files("nnviz.sample_models") / "lenet.nnviz")
 
 
-def _show_digit(session, data, index):
-    session.set_input(data.test.images[index] / 255.0, int(data.test.labels[index]), f"#{index}")
-
-
 @pytest.fixture
-def panel(qtbot, data):
+def panel(open_session, show_panel, data):
     """The panel on screen at the insides dock's size, over lenet and MNIST test #0."""
-    s = Session()
-    s.set_model(load_model(LENET))
-    s.set_data(data, "mnist")
-    _show_digit(s, data, 0)
-    shown = ConvolutionPanel(s)
-    qtbot.addWidget(shown)
-    shown.resize(740, 400)
-    shown.show()
-    qtbot.waitExposed(shown)
-    assert shown.refresh()
-    yield shown
-    shown.close_panel()
+    return show_panel(ConvolutionPanel, open_session(LENET, data, 0))
 
 
 def _assert_shows(panel, image, kernel):
@@ -107,10 +92,10 @@ def test_typing_into_the_grid_makes_a_custom_kernel(panel, qtbot):
     np.testing.assert_array_equal(panel.conv_picture.image.image, image)
 
 
-def test_it_follows_the_current_input(panel, data):
+def test_it_follows_the_current_input(panel, data, show_digit):
     s = panel.session
     before = panel.conv_picture.image.image.copy()
-    _show_digit(s, data, 1)
+    show_digit(s, data, 1)
     assert panel.stale and panel.refresh()
     _assert_shows(panel, s.current_input.image, KERNELS["Vertical edges"])
     assert not np.array_equal(before, panel.conv_picture.image.image)
@@ -158,7 +143,7 @@ def test_pointing_at_a_pixel_reads_it_and_marks_where_it_comes_from(panel, qtbot
     assert not panel.input_picture.marker.isVisible()
 
 
-def test_without_an_input_it_says_what_to_do(qtbot, data):
+def test_without_an_input_it_says_what_to_do(qtbot, data, show_digit):
     s = Session()
     s.set_model(load_model("mlp-3b1b"))  # the playground needs no conv layer in the model
     panel = ConvolutionPanel(s)
@@ -169,7 +154,7 @@ def test_without_an_input_it_says_what_to_do(qtbot, data):
         assert panel.refresh()
         assert panel.message.isVisible() and panel.message.text() == NO_INPUT
         assert panel.result is None
-        _show_digit(s, data, 2)
+        show_digit(s, data, 2)
         assert panel.refresh() and not panel.message.isVisible()
         _assert_shows(panel, s.current_input.image, KERNELS["Vertical edges"])
     finally:
