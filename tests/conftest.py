@@ -240,6 +240,33 @@ def train_steps():
 
 
 @pytest.fixture
+def train_and_publish():
+    """Train the session's model in this thread and publish every ``every`` steps as the
+    runner would: ``train_and_publish(session, data, steps, every=5)``; returns the
+    published weights by step."""
+    from nnviz.core.training import TrainConfig, Trainer
+
+    def train(session, data, steps, every=5):  # noqa: ANN001, ANN202
+        trainer = Trainer(
+            session.train_model,
+            data,
+            TrainConfig(batch_size=32, epochs=10, snapshot_interval_s=0.0),
+            history=session.history,
+        )
+        start, published = session.history.last_step, {}
+        for report in trainer.steps():
+            if (report.step - start) % every == 0:
+                snapshot = trainer.latest_snapshot()
+                session.publish(snapshot, trainer.poll())
+                published[snapshot.step] = snapshot.weights
+            if report.step - start >= steps:
+                break
+        return published
+
+    return train
+
+
+@pytest.fixture
 def show_panel(qtbot):
     """Put a panel on screen at a dock's size and draw it once; closed after the test."""
     panels = []

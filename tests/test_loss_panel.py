@@ -437,7 +437,7 @@ def test_a_redraw_and_its_paint_stay_cheap_with_many_points(panel, qtbot):
     assert per_frame < 40  # about 5 ms here; it was 25-35 ms with auto-range
 
 
-def test_the_step_the_history_slider_shows_is_marked_on_the_curve(qtbot, data):
+def test_the_step_the_history_slider_shows_is_marked_on_the_curve(qtbot, data, train_and_publish):
     from nnviz.core.modelfile import load_model
 
     s = Session()
@@ -448,14 +448,7 @@ def test_the_step_the_history_slider_shows_is_marked_on_the_curve(qtbot, data):
     panel.resize(900, 400)
     panel.show()
     qtbot.waitExposed(panel)
-    trainer = Trainer(
-        s.train_model, data, TrainConfig(batch_size=32, snapshot_interval_s=0.0), history=s.history
-    )
-    for report in trainer.steps():
-        if report.step % 5 == 0:
-            s.publish(trainer.latest_snapshot(), trainer.poll())
-        if report.step >= 40:
-            break
+    train_and_publish(s, data, steps=40, every=5)
     assert not panel.viewed_step.isVisible()
     past = s.weight_history.steps()[2]
     s.show_step(past)

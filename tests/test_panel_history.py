@@ -13,7 +13,6 @@ from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QStyle, QStyleOptionSlider
 
 from nnviz.core.checkpoint import save_checkpoint
-from nnviz.core.training import TrainConfig, Trainer
 from nnviz.qt.main_window import app_settings
 from nnviz.qt.panels.filters import FiltersPanel
 from nnviz.qt.panels.history import BUDGET_SETTING, MAX_BUDGET_MB, HistoryPanel
@@ -23,26 +22,6 @@ from nnviz.state import Session
 pytestmark = pytest.mark.usefixtures("row_major_images")
 
 LENET = str(files("nnviz.sample_models") / "lenet.nnviz")
-
-
-def _train(session, data, steps, every):
-    """Train in this thread, publishing every ``every`` steps as the runner would; returns
-    the weights published, by step."""
-    trainer = Trainer(
-        session.train_model,
-        data,
-        TrainConfig(batch_size=32, epochs=10, snapshot_interval_s=0.0),
-        history=session.history,
-    )
-    start, published = session.history.last_step, {}
-    for report in trainer.steps():
-        if (report.step - start) % every == 0:
-            snapshot = trainer.latest_snapshot()
-            session.publish(snapshot, trainer.poll())
-            published[snapshot.step] = snapshot.weights
-        if report.step - start >= steps:
-            break
-    return published
 
 
 @pytest.fixture
@@ -86,13 +65,13 @@ def _x_of(slider, index) -> int:
 
 
 def test_the_history_slider_at_step_s_shows_the_weights_saved_at_step_s(
-    shown, open_session, data, qtbot
+    shown, open_session, data, qtbot, train_and_publish
 ):
     s = open_session(LENET, data)
     history = shown(HistoryPanel, s)
     filters = shown(FiltersPanel, s)
     start = s.history.last_step
-    published = _train(s, data, steps=40, every=10)
+    published = train_and_publish(s, data, steps=40, every=10)
     assert history.refresh()
     steps = [start, start + 10, start + 20, start + 30, start + 40]
     assert s.weight_history.steps() == steps
@@ -117,11 +96,13 @@ def test_the_history_slider_at_step_s_shows_the_weights_saved_at_step_s(
     assert s.view_model is not s.train_model
 
 
-def test_keys_and_a_mouse_drag_move_through_the_run(shown, open_session, data, qtbot):
+def test_keys_and_a_mouse_drag_move_through_the_run(
+    shown, open_session, data, qtbot, train_and_publish
+):
     s = open_session(LENET, data)
     history = shown(HistoryPanel, s)
     start = s.history.last_step
-    _train(s, data, steps=60, every=10)
+    train_and_publish(s, data, steps=60, every=10)
     history.refresh()
     steps = s.weight_history.steps()
     assert len(steps) == 7
@@ -150,17 +131,19 @@ def test_keys_and_a_mouse_drag_move_through_the_run(shown, open_session, data, q
 
 
 def test_live_returns_to_the_newest_and_training_goes_on_recording(
-    shown, open_session, data, qtbot
+    shown, open_session, data, qtbot, train_and_publish
 ):
     s = open_session(LENET, data)
     history = shown(HistoryPanel, s)
     start = s.history.last_step
-    _train(s, data, steps=20, every=10)
+    train_and_publish(s, data, steps=20, every=10)
     history.refresh()
     history.show_position(0)
     qtbot.waitUntil(lambda: s.viewing_step == start, timeout=2000)
 
-    later = _train(s, data, steps=10, every=10)  # training goes on while the past is shown
+    later = train_and_publish(
+        s, data, steps=10, every=10
+    )  # training goes on while the past is shown
     assert s.viewing_step == start
     _assert_view_holds(s, s.weight_history.at(start))
     assert history.refresh()
@@ -175,11 +158,11 @@ def test_live_returns_to_the_newest_and_training_goes_on_recording(
 
 
 def test_play_advances_through_every_snapshot_and_stops_live_at_the_end(
-    shown, open_session, data, qtbot
+    shown, open_session, data, qtbot, train_and_publish
 ):
     s = open_session(LENET, data)
     history = shown(HistoryPanel, s)
-    _train(s, data, steps=30, every=10)
+    train_and_publish(s, data, steps=30, every=10)
     history.refresh()
     steps = s.weight_history.steps()
     seen = []
@@ -195,11 +178,11 @@ def test_play_advances_through_every_snapshot_and_stops_live_at_the_end(
 
 
 def test_save_with_history_and_reopen_restores_the_steps(
-    shown, open_session, data, qtbot, tmp_path
+    shown, open_session, data, qtbot, tmp_path, train_and_publish
 ):
     s = open_session(LENET, data)
     history = shown(HistoryPanel, s)
-    _train(s, data, steps=30, every=10)
+    train_and_publish(s, data, steps=30, every=10)
     history.refresh()
     steps = s.weight_history.steps()
     assert not history.save_box.isChecked()
@@ -220,10 +203,12 @@ def test_save_with_history_and_reopen_restores_the_steps(
     _assert_view_holds(reopened, s.weight_history.at(steps[1]))
 
 
-def test_the_budget_box_thins_the_history_and_shows_the_memory(shown, open_session, data):
+def test_the_budget_box_thins_the_history_and_shows_the_memory(
+    shown, open_session, data, train_and_publish
+):
     s = open_session(LENET, data)
     history = shown(HistoryPanel, s)
-    _train(s, data, steps=30, every=2)
+    train_and_publish(s, data, steps=30, every=2)
     history.refresh()
     per_snapshot = s.weight_history.bytes_used // 16
     assert len(s.weight_history) == 16
@@ -238,12 +223,12 @@ def test_the_budget_box_thins_the_history_and_shows_the_memory(shown, open_sessi
 
 
 def test_starting_training_while_viewing_the_past_trains_on_from_the_newest(
-    shown, open_session, data, qtbot
+    shown, open_session, data, qtbot, train_and_publish
 ):
     s = open_session(LENET, data)
     history = shown(HistoryPanel, s)
     start = s.history.last_step
-    _train(s, data, steps=20, every=10)
+    train_and_publish(s, data, steps=20, every=10)
     history.refresh()
     newest = s.weight_history.at(start + 20)
     history.show_position(0)

@@ -13,7 +13,6 @@ from nnviz.core.checkpoint import load_checkpoint, save_checkpoint
 from nnviz.core.errors import ModelFileError
 from nnviz.core.modelfile import load_model
 from nnviz.core.snapshot import frozen_copy
-from nnviz.core.training import TrainConfig, Trainer
 from nnviz.core.weight_history import WeightHistory
 from nnviz.state import Session
 
@@ -25,26 +24,6 @@ def _weights(value: float, size: int = 1000) -> dict[str, np.ndarray]:
     array = np.full(size, value, dtype=np.float32)
     array.flags.writeable = False
     return {"fc.weight": array}
-
-
-def _train(session: Session, data, steps: int, every: int = 5) -> dict[int, dict]:
-    """Train the session's model ``steps`` steps in this thread, publishing every ``every``;
-    returns the published weights by step."""
-    trainer = Trainer(
-        session.train_model,
-        data,
-        TrainConfig(batch_size=32, epochs=10, snapshot_interval_s=0.0),
-        history=session.history,
-    )
-    start, published = session.history.last_step, {}
-    for report in trainer.steps():
-        if (report.step - start) % every == 0:
-            snapshot = trainer.latest_snapshot()
-            session.publish(snapshot, trainer.poll())
-            published[snapshot.step] = snapshot.weights
-        if report.step - start >= steps:
-            break
-    return published
 
 
 # ----- the store ---------------------------------------------------------------------------
@@ -119,10 +98,10 @@ def test_a_smaller_budget_thins_at_once_but_keeps_the_step_being_looked_at():
     assert 0 in history and 1990 in history and np.int64(1990) in history
 
 
-def test_round_trip_through_a_nnviz_file(tmp_path, small_mnist):
+def test_round_trip_through_a_nnviz_file(tmp_path, small_mnist, train_and_publish):
     session = Session()
     session.set_model(load_model(LENET))
-    published = _train(session, small_mnist, steps=20, every=5)
+    published = train_and_publish(session, small_mnist, steps=20, every=5)
     history = session.weight_history
     assert history.steps() == [session.history.last_step - 20 + s for s in (0, 5, 10, 15, 20)]
 
@@ -163,7 +142,7 @@ def test_a_saved_history_that_does_not_fit_the_model_is_refused_clearly():
 
 
 # ----- the Session's history ---------------------------------------------------------------
-def test_the_session_shows_a_past_step_and_returns_to_the_latest(small_mnist):
+def test_the_session_shows_a_past_step_and_returns_to_the_latest(small_mnist, train_and_publish):
     session = Session()
     session.set_model(load_model("lenet", seed=0))
     first = session.weight_history.steps()
@@ -171,7 +150,7 @@ def test_the_session_shows_a_past_step_and_returns_to_the_latest(small_mnist):
     shown, steps_seen = [], []
     session.snapshot_changed.connect(shown.append)
     session.view_step_changed.connect(steps_seen.append)
-    published = _train(session, small_mnist, steps=30, every=10)
+    published = train_and_publish(session, small_mnist, steps=30, every=10)
     assert session.weight_history.steps() == [0, 10, 20, 30]
 
     session.show_step(10)
@@ -182,7 +161,7 @@ def test_the_session_shows_a_past_step_and_returns_to_the_latest(small_mnist):
 
     # Training goes on while the user looks at step 10: recorded, not shown.
     before = len(shown)
-    more = _train(session, small_mnist, steps=10, every=10)
+    more = train_and_publish(session, small_mnist, steps=10, every=10)
     assert session.weight_history.steps()[-1] == 40 and 40 in more
     assert len(shown) == before
     np.testing.assert_array_equal(
@@ -196,10 +175,12 @@ def test_the_session_shows_a_past_step_and_returns_to_the_latest(small_mnist):
         np.testing.assert_array_equal(value.numpy(), more[40][key])
 
 
-def test_save_writes_the_latest_weights_while_the_views_show_the_past(tmp_path, small_mnist):
+def test_save_writes_the_latest_weights_while_the_views_show_the_past(
+    tmp_path, small_mnist, train_and_publish
+):
     session = Session()
     session.set_model(load_model("lenet", seed=0))
-    published = _train(session, small_mnist, steps=20, every=10)
+    published = train_and_publish(session, small_mnist, steps=20, every=10)
     session.show_step(10)
 
     checkpoint = session.to_checkpoint()
