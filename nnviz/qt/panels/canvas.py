@@ -343,12 +343,8 @@ class CanvasPanel(Panel):
             return None
         if probs is None or not len(probs):
             return self.bars.show_message("no prediction")
-        names = list(s.loaded.class_names)
-        self.bars.set_classes(names if len(names) == len(probs) else range(len(probs)))
-        self.bars.show_probabilities(probs)
-        top = int(np.argmax(probs))
-        name = self.bars.classes[top]
-        self.prediction.setText(f"Prediction: <b>{escape(name)}</b> ({float(probs[top]):.1%})")
+        name = self.bars.show_prediction(s.loaded.class_names, probs)
+        self.prediction.setText(f"Prediction: <b>{escape(name)}</b> ({float(np.max(probs)):.1%})")
         return None
 
     def predicted_class(self) -> int | None:

@@ -272,12 +272,8 @@ class ComparePanel(Panel):
         loaded: LoadedModel,
         probs: np.ndarray,
     ) -> str:
-        names = list(loaded.class_names)
-        bars.set_classes(names if len(names) == len(probs) else range(len(probs)))
-        bars.show_probabilities(probs)
-        top = int(np.argmax(probs))
-        pick = bars.classes[top]
-        title.setText(f"{heading} · says <b>{escape(pick)}</b> ({float(probs[top]):.1%})")
+        pick = bars.show_prediction(loaded.class_names, probs)
+        title.setText(f"{heading} · says <b>{escape(pick)}</b> ({float(np.max(probs)):.1%})")
         return pick
 
     def _show_verdict(self, main: str | None, second: str | None) -> None:

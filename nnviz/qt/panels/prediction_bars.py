@@ -63,6 +63,15 @@ class PredictionBars(QWidget):
         self.message = ""
         self.update()
 
+    def show_prediction(self, class_names: Sequence[str], probs: np.ndarray) -> str:
+        """The bars of ``probs`` under the model's class names (their indices where the
+        names do not match the output); returns the name of the class picked."""
+        probs = np.asarray(probs, np.float32).reshape(-1)
+        names = list(class_names)
+        self.set_classes(names if len(names) == len(probs) else range(len(probs)))
+        self.show_probabilities(probs)
+        return self.classes[int(np.argmax(probs))]
+
     def show_message(self, text: str) -> None:
         """No bars, just ``text`` (e.g. "no ink") where they would be."""
         self.probabilities = np.zeros(0, np.float32)
