@@ -47,3 +47,10 @@ def apply_theme(app: QApplication, theme: str) -> bool:
     dark = system_is_dark() if theme == "system" else theme == "dark"
     app.setPalette(_dark_palette() if dark else app.style().standardPalette())
     return dark
+
+
+def mix(a: QColor, b: QColor, t: float) -> QColor:
+    """``a`` moved a fraction ``t`` of the way to ``b`` (a shade between two theme colours)."""
+    return QColor.fromRgbF(
+        *[(1 - t) * x + t * y for x, y in zip(a.getRgbF(), b.getRgbF(), strict=True)]
+    )

@@ -33,6 +33,7 @@ from nnviz.core.inspect import ACTIVATION_TYPES, NORM_TYPES, REPEAT_TYPES, Layer
 from nnviz.qt.panels.base import Panel
 from nnviz.qt.panels.intervention_menu import InterventionControls, UnitMarkers
 from nnviz.qt.panels.prediction_bars import PredictionBars
+from nnviz.qt.theme import mix
 from nnviz.state import Session
 
 # Activation functions with a fixed range: their cells use it, so 0.5 looks the same
@@ -379,7 +380,7 @@ class ActivationsPanel(Panel):
         """Cells light up from the background's own shade, so both themes read well."""
         pal = self.palette()
         bg, fg = pal.color(QPalette.ColorRole.Base), pal.color(QPalette.ColorRole.WindowText)
-        off = _mix(bg, fg, 0.12)  # an unlit cell: just visible against the background
+        off = mix(bg, fg, 0.12)  # an unlit cell: just visible against the background
         cmap = pg.ColorMap([0.0, 0.5, 1.0], [NEGATIVE, off, POSITIVE])
         self._signed_lut = cmap.getLookupTable(0.0, 1.0, 256, alpha=True)
         self._positive_lut = cmap.getLookupTable(0.5, 1.0, 256, alpha=True)
@@ -389,7 +390,7 @@ class ActivationsPanel(Panel):
             strip.caption.setColor(fg)
         self.message.setColor(fg)
         self.markers.set_background(bg)
-        hint = _mix(bg, fg, 0.55)
+        hint = mix(bg, fg, 0.55)
         self.empty_label.setStyleSheet(f"color: {hint.name()}; font-size: 13pt;")
 
 
@@ -397,10 +398,3 @@ def _caption(layer: LayerInfo, units: int) -> str:
     if len(layer.output_shape) > 2:
         return f"{layer.name} ({layer.type}): mean of each of {units} channels"
     return f"{layer.name} ({layer.type}): {units} units"
-
-
-def _mix(a: QColor, b: QColor, t: float) -> QColor:
-    """``a`` moved a fraction ``t`` of the way to ``b``."""
-    return QColor.fromRgbF(
-        *[(1 - t) * x + t * y for x, y in zip(a.getRgbF(), b.getRgbF(), strict=True)]
-    )

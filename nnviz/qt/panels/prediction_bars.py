@@ -16,6 +16,8 @@ from PySide6.QtCore import QEvent, QPointF, QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QPainter, QPaintEvent, QPalette, QPen, QStaticText
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
+from nnviz.qt.theme import mix
+
 HIGHLIGHT = QColor(232, 96, 28)  # the activations panel's orange: readable on both themes
 ON_BAR = QColor(255, 255, 255)  # a label inside the orange bar
 INSIDE_FROM = 0.6  # a bar this long holds its own label; a shorter one is followed by it
@@ -105,8 +107,8 @@ class PredictionBars(QWidget):
     def apply_palette(self, pal: QPalette) -> None:
         bg, fg = pal.color(QPalette.ColorRole.Base), pal.color(QPalette.ColorRole.WindowText)
         self.background, self.text_colour = QColor(bg), QColor(fg)
-        self._dim, self._axis = _mix(bg, fg, 0.65), _mix(bg, fg, 0.4)
-        self._off, self._message_colour = _mix(bg, fg, 0.3), _mix(bg, fg, 0.6)
+        self._dim, self._axis = mix(bg, fg, 0.65), mix(bg, fg, 0.4)
+        self._off, self._message_colour = mix(bg, fg, 0.3), mix(bg, fg, 0.6)
         self.update()
 
     def _text(self, text: str) -> QStaticText:
@@ -176,10 +178,3 @@ class PredictionBars(QWidget):
             painter.setPen(ON_BAR if inside else self.text_colour if i == top else self._dim)
             x = end - 4 - width if inside else end + 4
             painter.drawStaticText(QPointF(x, top_of(i, text)), text)
-
-
-def _mix(a: QColor, b: QColor, t: float) -> QColor:
-    """``a`` moved a fraction ``t`` of the way to ``b``."""
-    return QColor.fromRgbF(
-        *[(1 - t) * x + t * y for x, y in zip(a.getRgbF(), b.getRgbF(), strict=True)]
-    )
