@@ -90,8 +90,7 @@ class _Strip:
     rect: QRectF  # in view units, one unit per cell
     rows: int
     cols: int
-    buffer: np.ndarray  # (rows * CELL_PX, cols * CELL_PX) float32, NaN in the gaps
-    colours: np.ndarray  # the same cells as RGBA uint8, what the image item shows
+    colours: np.ndarray  # (rows * CELL_PX, cols * CELL_PX, 4) RGBA, the gaps transparent
     values: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     levels: tuple[float, float] = (0.0, 1.0)
     lut: np.ndarray | None = None  # the colour map the cells were coloured with
@@ -196,12 +195,11 @@ class ActivationsPanel(Panel):
             cols = min(units, COLUMNS)
             rows = -(-units // cols)
             caption = pg.TextItem(_caption(layer, units), anchor=(0.5, 1.0))
-            buffer = np.full((rows * CELL_PX, cols * CELL_PX), np.nan, np.float32)
-            colours = np.zeros((*buffer.shape, 4), np.uint8)
+            colours = np.zeros((rows * CELL_PX, cols * CELL_PX, 4), np.uint8)
             image = pg.ImageItem(colours, axisOrder="row-major")
             self.view.addItem(caption)
             self.view.addItem(image)
-            self.strips.append(_Strip(layer, image, caption, QRectF(), rows, cols, buffer, colours))
+            self.strips.append(_Strip(layer, image, caption, QRectF(), rows, cols, colours))
         self.message.setText("" if self.strips else "No hidden layers: only the output")
         self._fit()
 
@@ -278,9 +276,6 @@ class ActivationsPanel(Panel):
         strip.values = values
         cells = np.full(strip.rows * strip.cols, np.nan, np.float32)
         cells[: len(values)] = values
-        k = CELL_PX
-        grid = strip.buffer.reshape(strip.rows, k, strip.cols, k)
-        grid[:, : k - 1, :, : k - 1] = cells.reshape(strip.rows, 1, strip.cols, 1)
         finite = values[np.isfinite(values)]
         levels = FIXED_LEVELS.get(strip.layer.type)
         if levels is None:
@@ -297,6 +292,7 @@ class ActivationsPanel(Panel):
         index = np.nan_to_num((cells - lo) * (256.0 / max(hi - lo, 1e-12)), nan=0.0)
         rgba = strip.lut[np.clip(index, 0, 255).astype(np.intp)]
         rgba[np.isnan(cells), 3] = 0  # units past the last one: transparent
+        k = CELL_PX
         colours = strip.colours.reshape(strip.rows, k, strip.cols, k, 4)
         colours[:, : k - 1, :, : k - 1] = rgba.reshape(strip.rows, 1, strip.cols, 1, 4)
         strip.image.setImage(strip.colours, autoLevels=False, levels=None)
