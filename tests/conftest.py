@@ -284,3 +284,22 @@ def show_panel(qtbot):
     yield show
     for panel in panels:
         panel.close_panel()
+
+
+@pytest.fixture
+def window(qtbot, monkeypatch):
+    """The app's window on screen over the lenet sample and 800 real digits (batch 16,
+    never finishing), never asking to save; training stopped after the test."""
+    from nnviz.core.data import load_splits
+    from nnviz.qt.app import create_window
+
+    _, win = create_window()
+    qtbot.addWidget(win)
+    win.session.set_data(load_splits("mnist", n_val=100, limit=800), "mnist")
+    win.session.config.epochs = 1000
+    win.session.config.batch_size = 16
+    monkeypatch.setattr(win.documents, "ask_to_save", lambda: "discard")
+    win.show()
+    qtbot.waitExposed(win)
+    yield win
+    win.runner.stop()

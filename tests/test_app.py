@@ -17,27 +17,6 @@ from nnviz.core.models import build_model, get_spec
 from nnviz.state import COMPLETED, PAUSED, RUNNING, STOPPED
 
 
-@pytest.fixture
-def small_data():
-    return load_splits("mnist", n_val=100, limit=800)
-
-
-@pytest.fixture
-def window(qtbot, small_data, monkeypatch):
-    from nnviz.qt.app import create_window
-
-    _, win = create_window()
-    qtbot.addWidget(win)
-    win.session.set_data(small_data, "mnist")
-    win.session.config.epochs = 1000
-    win.session.config.batch_size = 16
-    monkeypatch.setattr(win.documents, "ask_to_save", lambda: "discard")
-    win.show()
-    qtbot.waitExposed(win)
-    yield win
-    win.runner.stop()
-
-
 def _steps(win):
     snap = win.session.snapshot
     return snap.step if snap is not None else win.session.history.last_step

@@ -7,7 +7,6 @@ import time
 import numpy as np
 import pytest
 
-from nnviz.core.data import load_splits
 from nnviz.qt.redraw_budget import RedrawBudget
 
 
@@ -42,22 +41,6 @@ def test_no_limit_unless_training_runs_flat_out():
     assert not budget.allow(0.1, 1.0, limited=True)
     assert budget.allow(0.2, 2.0, limited=False)  # paused: the views may use what they need
     assert budget.credit == pytest.approx(0.05)
-
-
-@pytest.fixture
-def window(qtbot, monkeypatch):
-    from nnviz.qt.app import create_window
-
-    _, win = create_window()
-    qtbot.addWidget(win)
-    win.session.set_data(load_splits("mnist", n_val=100, limit=800), "mnist")
-    win.session.config.epochs = 1000
-    win.session.config.batch_size = 16
-    monkeypatch.setattr(win.documents, "ask_to_save", lambda: "discard")
-    win.show()
-    qtbot.waitExposed(win)
-    yield win
-    win.runner.stop()
 
 
 def test_views_wait_while_over_budget_and_follow_once_paused(window, qtbot):
