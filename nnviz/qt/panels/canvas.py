@@ -36,13 +36,9 @@ from nnviz.core.preprocess import Preprocessed, fit_to_square, load_image, prepr
 from nnviz.qt.canvas import CANVAS_SIDE, DEFAULT_BRUSH, MAX_BRUSH, MIN_BRUSH, DrawingCanvas
 from nnviz.qt.panels.base import Panel
 from nnviz.qt.panels.canvas_files import IMAGE_FILTER, mime_ink, qimage_to_ink, save_drawing
-from nnviz.qt.panels.canvas_steps import (
-    FittingLabel,
-    PreprocessingSteps,
-    TextLine,
-    plain_text,
-)
+from nnviz.qt.panels.canvas_steps import FittingLabel, PreprocessingSteps
 from nnviz.qt.panels.prediction_bars import PredictionBars
+from nnviz.qt.panels.text_line import TextLine, plain_text
 from nnviz.state import CurrentInput, Session
 
 DRAWING = "your drawing"  # the input's description while the drawing is current

@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 
 from nnviz.core.data import Dataset
 from nnviz.qt.panels.base import Panel
-from nnviz.qt.panels.canvas_steps import TextLine
+from nnviz.qt.panels.text_line import TextLine
 from nnviz.state import CurrentInput, Session
 
 # (attribute of DataSplits, the name the user sees), in order of preference for the default.

@@ -1,0 +1,111 @@
+"""A line of text with bold and coloured parts, painted so that new text costs no layout.
+
+Views that change a caption at every mouse move (the Draw panel's prediction, the Input
+panel's lines) use it instead of a QLabel.
+"""
+
+from __future__ import annotations
+
+import re
+from html import unescape
+
+from PySide6.QtCore import QEvent, QSize, Qt
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPaintEvent, QPalette
+from PySide6.QtWidgets import QSizePolicy, QWidget
+
+
+class TextLine(QWidget):
+    """One line of text with <b>bold</b> and <span style='color:#rrggbb'>coloured</span>
+    parts, painted: a new text repaints it and nothing else.
+
+    A QLabel asks its layout to recompute on every new text; mid-stroke the prediction
+    changes at every move, and those requests climbed to the main window and repainted
+    whole docks (the whole window, from the Input panel). This line keeps a constant
+    size and elides what does not fit.
+    """
+
+    _TAG = re.compile(r"(<b>|</b>|<span style=['\"]color:\s*(#[0-9a-fA-F]{6})['\"]>|</span>)")
+
+    def __init__(self, parent: QWidget | None = None, *, centred: bool = False) -> None:
+        super().__init__(parent)
+        self._text = ""
+        self.centred = centred
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self._fit_height()
+
+    def _fit_height(self) -> None:
+        self.setFixedHeight(self.fontMetrics().lineSpacing() + 4)
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 (Qt)
+        if event.type() == QEvent.Type.FontChange:
+            self._fit_height()
+        super().changeEvent(event)
+
+    def text(self) -> str:
+        return self._text
+
+    def setText(self, text: str) -> None:  # noqa: N802 - QLabel's name, as callers expect
+        if text != self._text:
+            self._text = text
+            self.update()
+
+    def clear(self) -> None:
+        self.setText("")
+
+    def sizeHint(self) -> QSize:  # noqa: N802 (Qt)
+        return QSize(200, self.height())
+
+    def runs(self) -> list[tuple[str, bool, QColor | None]]:
+        """The text as (words, bold, colour or None) runs, tags gone, entities decoded."""
+        runs, bold, colours = [], False, []
+        at = 0
+        for match in self._TAG.finditer(self._text):
+            if match.start() > at:
+                runs.append(
+                    (
+                        unescape(self._text[at : match.start()]),
+                        bold,
+                        colours[-1] if colours else None,
+                    )
+                )
+            tag = match.group(1)
+            if tag == "<b>":
+                bold = True
+            elif tag == "</b>":
+                bold = False
+            elif tag == "</span>":
+                if colours:
+                    colours.pop()
+            else:
+                colours.append(QColor(match.group(2)))
+            at = match.end()
+        if at < len(self._text):
+            runs.append((unescape(self._text[at:]), bold, colours[-1] if colours else None))
+        return runs
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 (Qt)
+        painter = QPainter(self)
+        ink = self.palette().color(QPalette.ColorRole.WindowText)
+        baseline = (self.height() + self.fontMetrics().ascent() - self.fontMetrics().descent()) // 2
+        parts = []
+        for words, bold, colour in self.runs():
+            font = QFont(self.font())
+            font.setBold(bold)
+            parts.append((words, font, QFontMetrics(font), colour or ink))
+        room = self.width()
+        total = sum(metrics.horizontalAdvance(words) for words, _, metrics, _ in parts)
+        x = max(0, (room - total) // 2) if self.centred else 0
+        for words, font, metrics, colour in parts:
+            shown = metrics.elidedText(words, Qt.TextElideMode.ElideRight, room - x)
+            painter.setFont(font)
+            painter.setPen(colour)
+            painter.drawText(x, baseline, shown)
+            x += metrics.horizontalAdvance(shown)
+            if x >= room:
+                break
+        painter.end()
+
+
+def plain_text(rich: str) -> str:
+    """What a reader sees of simple rich text: no tags, entities decoded."""
+    return unescape(re.sub(r"<[^>]*>", "", rich))
