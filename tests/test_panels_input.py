@@ -237,7 +237,7 @@ def test_lenet_shows_activations_channel_means_and_dense_units(qtbot, data):
     relu3 = next(strip for strip in panel.strips if strip.layer.name == "relu3")
     assert (relu3.rows, relu3.cols) == (4, 16)
     assert relu3.levels == (0.0, float(acts["relu3"].max()))  # ReLU: zero is unlit
-    colours = relu3.image.image
+    colours = relu3.image.image  # a copy of the strip's colours, owned by the image
     assert colours.dtype == np.uint8 and colours.shape == (4 * CELL_PX, 16 * CELL_PX, 4)
     cells = colours[::CELL_PX, ::CELL_PX].reshape(-1, 4)
     index = np.clip(acts["relu3"][0] * (256.0 / relu3.levels[1]), 0, 255).astype(int)

@@ -295,7 +295,9 @@ class ActivationsPanel(Panel):
         k = CELL_PX
         colours = strip.colours.reshape(strip.rows, k, strip.cols, k, 4)
         colours[:, : k - 1, :, : k - 1] = rgba.reshape(strip.rows, 1, strip.cols, 1, 4)
-        strip.image.setImage(strip.colours, autoLevels=False, levels=None)
+        # A copy: pyqtgraph wraps an RGBA array in a QImage without copying it, and the
+        # buffer filled here is rewritten at the next redraw while that QImage may live on.
+        strip.image.setImage(strip.colours.copy(), autoLevels=False, levels=None)
 
     def _draw_bars(self, probs: np.ndarray) -> None:
         probs = np.asarray(probs, np.float32)[: len(self._classes)]
