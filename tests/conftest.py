@@ -141,6 +141,27 @@ def file_server():
         srv.close()
 
 
+@pytest.fixture
+def qtbot(qtbot):  # noqa: ANN001, ANN201
+    """pytest-qt's bot, but a widget given to ``addWidget`` stays alive until the test's
+    teardown has closed it. pytest-qt keeps only a weak reference: a shown top-level
+    panel that a test held in a local lived on through reference cycles alone after the
+    test returned, and a garbage collection set off by the allocations in its own first
+    paint (pyqtgraph's ImageItem.render) deleted it mid-paint: a segfault in
+    ImageItem.paint, in about half the CI runs, whenever the collector happened to run
+    there."""
+    kept = []
+    add = qtbot.addWidget
+
+    def add_widget(widget, **kwargs):  # noqa: ANN001, ANN003, ANN202
+        kept.append(widget)
+        add(widget, **kwargs)
+
+    qtbot.addWidget = qtbot.add_widget = add_widget
+    yield qtbot
+    kept.clear()
+
+
 @pytest.fixture(scope="module")
 def data():
     """Real MNIST for the panel tests: 500 digits to train on, 100 validation, 500 test."""
