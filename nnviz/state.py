@@ -81,6 +81,7 @@ class Session:
         # every panel; the key says which input and weights they belong to.
         self._activations: dict[str, np.ndarray] | None = None
         self._activations_key: tuple[int, int, Interventions] | None = None
+        self._probabilities: np.ndarray | None = None  # softmax of the cached activations
         self._weights_version = 0
         # History: weight snapshots over the run, and which of them the views show.
         self.weight_history = WeightHistory()
@@ -369,15 +370,15 @@ class Session:
         """Every layer's output for the current input on the views' weights (cached)."""
         from nnviz.core.inspect import capture_activations
 
-        x = self.input_tensor()
-        if x is None or self.loaded is None or self.view_model is None:
+        if self.current_input is None or self.loaded is None or self.view_model is None:
             return {}
         key = (id(self.current_input), self._weights_version, self._interventions)
         if key != self._activations_key or self._activations is None:
             self._activations = capture_activations(
-                self._inspected_model(), x, interventions=self._interventions
+                self._inspected_model(), self.input_tensor(), interventions=self._interventions
             )
             self._activations_key = key
+            self._probabilities = None
         return self._activations
 
     def _inspected_model(self) -> object:
@@ -390,8 +391,13 @@ class Session:
         acts = self.activations()
         if not acts:
             return None
-        logits = torch.from_numpy(np.array(list(acts.values())[-1], dtype=np.float32))
-        return torch.softmax(logits.reshape(1, -1), dim=1)[0].numpy()
+        # Once per forward pass: three views ask for them on every move of a stroke.
+        if self._probabilities is None:
+            logits = torch.from_numpy(np.array(list(acts.values())[-1], dtype=np.float32))
+            probs = torch.softmax(logits.reshape(1, -1), dim=1)[0].numpy()
+            probs.flags.writeable = False  # shared by every caller
+            self._probabilities = probs
+        return self._probabilities
 
     def report_error(self, message: str) -> None:
         self.error.emit(message)

@@ -260,28 +260,27 @@ class DrawingCanvas(QWidget):
 
     def _paint_stroke(self) -> None:
         image = self._base.copy()
-        painter = QPainter(image)
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        colour = _PAPER if self._stroke_erases else _INK
-        widths = {w for _, w in self._points}
-        if len(self._points) == 1:
-            ((centre, width),) = self._points
-            painter.setPen(Qt.PenStyle.NoPen)
-            painter.setBrush(colour)
-            painter.drawEllipse(centre, width / 2, width / 2)
-        elif len(widths) == 1:
-            # One path, one pen: the joins are round and no pixel is inked twice.
-            path = QPainterPath(self._points[0][0])
-            for point, _ in self._points[1:]:
-                path.lineTo(point)
-            painter.setPen(_pen(colour, widths.pop()))
-            painter.drawPath(path)
-        else:
-            # A pen whose width follows the pressure: one segment at a time.
-            for (a, wa), (b, wb) in zip(self._points, self._points[1:], strict=False):
-                painter.setPen(_pen(colour, (wa + wb) / 2))
-                painter.drawLine(a, b)
-        painter.end()
+        with QPainter(image) as painter:
+            painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+            colour = _PAPER if self._stroke_erases else _INK
+            widths = {w for _, w in self._points}
+            if len(self._points) == 1:
+                ((centre, width),) = self._points
+                painter.setPen(Qt.PenStyle.NoPen)
+                painter.setBrush(colour)
+                painter.drawEllipse(centre, width / 2, width / 2)
+            elif len(widths) == 1:
+                # One path, one pen: the joins are round and no pixel is inked twice.
+                path = QPainterPath(self._points[0][0])
+                for point, _ in self._points[1:]:
+                    path.lineTo(point)
+                painter.setPen(_pen(colour, widths.pop()))
+                painter.drawPath(path)
+            else:
+                # A pen whose width follows the pressure: one segment at a time.
+                for (a, wa), (b, wb) in zip(self._points, self._points[1:], strict=False):
+                    painter.setPen(_pen(colour, (wa + wb) / 2))
+                    painter.drawLine(a, b)
         self._image = image
         if len(self._points) == 1:  # a new stroke: the "Draw a digit here" hint goes
             self._changed()
@@ -363,28 +362,27 @@ class DrawingCanvas(QWidget):
 
     # ----- painting ----------------------------------------------------------------------
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 (Qt)
-        painter = QPainter(self)
-        square = self.square()
-        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
-        painter.drawImage(square, self._image)
-        pal = self.palette()
-        frame = (
-            pal.color(QPalette.ColorRole.Highlight)
-            if self._is_current
-            else pal.color(QPalette.ColorRole.Mid)
-        )
-        painter.setPen(QPen(frame, 3 if self._is_current else 1))
-        painter.setBrush(Qt.BrushStyle.NoBrush)
-        painter.drawRect(square.adjusted(0.5, 0.5, -0.5, -0.5))
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        if self.is_empty() and self._base is None:
-            painter.setPen(QColor(150, 150, 150))
-            painter.drawText(square, Qt.AlignmentFlag.AlignCenter, "Draw a digit here")
-        if self._hover is not None and square.contains(self._hover):
-            radius = self.brush_width / 2 * square.width() / CANVAS_SIDE
-            painter.setPen(QPen(QColor(128, 128, 128), 1))
-            painter.drawEllipse(self._hover, radius, radius)
-        painter.end()
+        with QPainter(self) as painter:
+            square = self.square()
+            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+            painter.drawImage(square, self._image)
+            pal = self.palette()
+            frame = (
+                pal.color(QPalette.ColorRole.Highlight)
+                if self._is_current
+                else pal.color(QPalette.ColorRole.Mid)
+            )
+            painter.setPen(QPen(frame, 3 if self._is_current else 1))
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.drawRect(square.adjusted(0.5, 0.5, -0.5, -0.5))
+            painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+            if self.is_empty() and self._base is None:
+                painter.setPen(QColor(150, 150, 150))
+                painter.drawText(square, Qt.AlignmentFlag.AlignCenter, "Draw a digit here")
+            if self._hover is not None and square.contains(self._hover):
+                radius = self.brush_width / 2 * square.width() / CANVAS_SIDE
+                painter.setPen(QPen(QColor(128, 128, 128), 1))
+                painter.drawEllipse(self._hover, radius, radius)
 
 
 def _pen(colour: QColor, width: float) -> QPen:

@@ -95,6 +95,8 @@ class StepView(QWidget):
         self.box: QRectF | None = None  # in image pixels
         self.centre: QPointF | None = None  # the centre of mass, in image pixels
         self.target: QPointF | None = None  # where it goes, in image pixels
+        self._grid: list[QLineF] = []
+        self._grid_key: tuple = ()
         policy = QSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         policy.setHeightForWidth(True)  # square: a layout gives it no blank bands
         self.setSizePolicy(policy)
@@ -116,46 +118,52 @@ class StepView(QWidget):
         )
         self.update()
 
+    def _grid_lines(self, square: QRectF, w: int, h: int) -> list[QLineF]:
+        """The lines between the pixels, kept while the size stays: one call draws them
+        (one call per line was a tenth of the stroke's paint)."""
+        key = (square.x(), square.y(), square.width(), w, h)
+        if self._grid_key != key:
+            sx, sy = square.width() / w, square.height() / h
+            left, top, right, bottom = square.left(), square.top(), square.right(), square.bottom()
+            self._grid = [QLineF(left + i * sx, top, left + i * sx, bottom) for i in range(1, w)]
+            self._grid += [QLineF(left, top + i * sy, right, top + i * sy) for i in range(1, h)]
+            self._grid_key = key
+        return self._grid
+
     def square(self) -> QRectF:
         side = float(min(self.width(), self.height()))
         return QRectF((self.width() - side) / 2, (self.height() - side) / 2, side, side)
 
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 (Qt)
-        painter = QPainter(self)
-        square = self.square()
-        painter.fillRect(square, Qt.GlobalColor.black)
-        if self._image is not None:
-            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self.smooth)
-            painter.drawImage(square, self._image)
-            h, w = self.array.shape
-            sx, sy = square.width() / w, square.height() / h
+        with QPainter(self) as painter:
+            square = self.square()
+            painter.fillRect(square, Qt.GlobalColor.black)
+            if self._image is not None:
+                painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self.smooth)
+                painter.drawImage(square, self._image)
+                h, w = self.array.shape
+                sx, sy = square.width() / w, square.height() / h
 
-            def at(p: QPointF) -> QPointF:
-                return QPointF(square.left() + p.x() * sx, square.top() + p.y() * sy)
+                def at(p: QPointF) -> QPointF:
+                    return QPointF(square.left() + p.x() * sx, square.top() + p.y() * sy)
 
-            if self.grid and sx >= 3:
-                painter.setPen(QPen(GRID_COLOUR, 0))
-                for i in range(1, w):
-                    x = square.left() + i * sx
-                    painter.drawLine(QLineF(x, square.top(), x, square.bottom()))
-                for i in range(1, h):
-                    y = square.top() + i * sy
-                    painter.drawLine(QLineF(square.left(), y, square.right(), y))
-            painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-            if self.box is not None:
-                painter.setPen(QPen(BOX_COLOUR, 1.5))
-                painter.drawRect(QRectF(at(self.box.topLeft()), at(self.box.bottomRight())))
-            if self.centre is not None and self.target is not None:
-                centre, target = at(self.centre), at(self.target)
-                painter.setPen(QPen(TARGET_COLOUR, 2))
-                _cross(painter, target, max(6.0, 1.5 * sx))
-                painter.setPen(QPen(BOX_COLOUR, 2))
-                painter.setBrush(BOX_COLOUR)
-                radius = max(3.0, sx * 0.5)
-                painter.drawEllipse(centre, radius, radius)
-                if QLineF(centre, target).length() > 2 * radius:
-                    painter.drawLine(QLineF(centre, target))
-        painter.end()
+                if self.grid and sx >= 3:
+                    painter.setPen(QPen(GRID_COLOUR, 0))
+                    painter.drawLines(self._grid_lines(square, w, h))
+                painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+                if self.box is not None:
+                    painter.setPen(QPen(BOX_COLOUR, 1.5))
+                    painter.drawRect(QRectF(at(self.box.topLeft()), at(self.box.bottomRight())))
+                if self.centre is not None and self.target is not None:
+                    centre, target = at(self.centre), at(self.target)
+                    painter.setPen(QPen(TARGET_COLOUR, 2))
+                    _cross(painter, target, max(6.0, 1.5 * sx))
+                    painter.setPen(QPen(BOX_COLOUR, 2))
+                    painter.setBrush(BOX_COLOUR)
+                    radius = max(3.0, sx * 0.5)
+                    painter.drawEllipse(centre, radius, radius)
+                    if QLineF(centre, target).length() > 2 * radius:
+                        painter.drawLine(QLineF(centre, target))
 
 
 def _cross(painter: QPainter, p: QPointF, arm: float) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from PySide6.QtCore import QEvent, QPointF, QRectF, QSize, Qt
-from PySide6.QtGui import QColor, QPainter, QPaintEvent, QPalette, QPen, QStaticText
+from PySide6.QtGui import QColor, QPainter, QPaintEvent, QPalette, QPen, QPixmap, QStaticText
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from nnviz.qt.theme import mix
@@ -35,6 +35,9 @@ class PredictionBars(QWidget):
         self.classes: list[str] = []
         self.true_class: int | None = None  # outlined and labelled, when the input has one
         self._texts: dict[str, QStaticText] = {}  # laid-out labels, by text
+        self._still: QPixmap | None = None  # see _still_parts
+        self._still_key: tuple = ()
+        self._geometry = (0.0, 0.0, 0.0)  # the bars' left and right ends, a row's height
         # Opaque and painted whole: nothing beneath needs repainting when it changes.
         self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
@@ -85,10 +88,12 @@ class PredictionBars(QWidget):
         """The highlighted bar: the class the model picks, or None without bars."""
         return int(np.argmax(self.probabilities)) if len(self.probabilities) else None
 
-    def labels(self) -> list[str]:
+    def labels(self, top: int | None = None) -> list[str]:
         """The text beside each bar as painted: the top class's and every non-zero
-        probability (a column of "0.0%" says nothing); "" elsewhere."""
-        probs, top = self.probabilities, self.top_class()
+        probability (a column of "0.0%" says nothing); "" elsewhere. (``top``: the top
+        class, if the caller has it.)"""
+        probs = self.probabilities.tolist()
+        top = self.top_class() if top is None else top
         out = []
         for i in range(len(self.classes)):
             text = f"{probs[i]:.1%}" if i < len(probs) else ""
@@ -109,6 +114,7 @@ class PredictionBars(QWidget):
         self.background, self.text_colour = QColor(bg), QColor(fg)
         self._dim, self._axis = mix(bg, fg, 0.65), mix(bg, fg, 0.4)
         self._off, self._message_colour = mix(bg, fg, 0.3), mix(bg, fg, 0.6)
+        self._still = None
         self.update()
 
     def _text(self, text: str) -> QStaticText:
@@ -127,54 +133,79 @@ class PredictionBars(QWidget):
     def changeEvent(self, event: QEvent) -> None:  # noqa: N802 (Qt)
         if event.type() == QEvent.Type.FontChange:
             self._texts.clear()
+            self._still = None
         super().changeEvent(event)
 
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 (Qt)
-        painter = QPainter(self)
-        painter.fillRect(self.rect(), self.background)
+        with QPainter(self) as painter:
+            painter.drawPixmap(0, 0, self._still_parts())
+            n = len(self.classes)
+            if not n:
+                return
+            left, right, row = self._geometry
+            if self.message:
+                painter.setPen(self._message_colour)
+                font = painter.font()
+                font.setPointSizeF(font.pointSizeF() * 1.4)
+                painter.setFont(font)
+                area = QRectF(left, MARGIN, right - left, self.height() - 2 * MARGIN)
+                painter.drawText(area, Qt.AlignmentFlag.AlignCenter, self.message)
+                return
+
+            full = max(1.0, right - left) / 1.04  # a full bar leaves room for its label
+            # Plain floats: numpy scalars made this loop several times slower.
+            probs, top, true_class = self.probabilities.tolist(), self.top_class(), self.true_class
+            bar_h, gap = row * BAR_FILL, row * (1 - BAR_FILL) / 2
+            painter.setPen(Qt.PenStyle.NoPen)
+            for i, p in enumerate(probs):
+                if i == true_class:
+                    painter.setPen(QPen(self.text_colour, 1))
+                painter.setBrush(HIGHLIGHT if i == top else self._off)
+                painter.drawRect(QRectF(left, MARGIN + i * row + gap, p * full, bar_h))
+                if i == true_class:
+                    painter.setPen(Qt.PenStyle.NoPen)
+            for i, label in enumerate(self.labels(top)):
+                if not label:
+                    continue
+                text = self._text(label)
+                size = text.size()
+                width = size.width()
+                end = left + probs[i] * full
+                # Inside a long bar, if the text fits there; otherwise after the bar's end.
+                inside = i == top and probs[i] >= INSIDE_FROM and width + 8 <= end - left
+                painter.setPen(ON_BAR if inside else self.text_colour if i == top else self._dim)
+                x = end - 4 - width if inside else end + 4
+                y = MARGIN + (i + 0.5) * row - size.height() / 2  # centred in its row
+                painter.drawStaticText(QPointF(x, y), text)
+
+    def _still_parts(self) -> QPixmap:
+        """The background, the class names and the axis: drawn once per size, classes,
+        font and theme, since they stay put while the bars change at every mouse move
+        (drawing them each time was half the cost of a repaint)."""
+        ratio = self.devicePixelRatioF()
+        key = (self.width(), self.height(), ratio, tuple(self.classes))
+        if self._still is not None and self._still_key == key:
+            return self._still
+        pixmap = QPixmap(max(1, round(self.width() * ratio)), max(1, round(self.height() * ratio)))
+        pixmap.setDevicePixelRatio(ratio)
+        pixmap.fill(self.background)
         n = len(self.classes)
-        if not n:
-            return
         names = [self._text(c) for c in self.classes]
-        names_w = max(t.size().width() for t in names) + 8
+        names_w = max((t.size().width() for t in names), default=0.0) + 8
         left, right = MARGIN + names_w, self.width() - MARGIN
-        row = (self.height() - 2 * MARGIN) / n
-        full = max(1.0, right - left) / 1.04  # a full bar leaves room for its label
-
-        def top_of(i: int, text: QStaticText) -> float:  # the text centred in row i
-            return MARGIN + (i + 0.5) * row - text.size().height() / 2
-
-        painter.setPen(self._axis)
-        painter.drawLine(int(left), MARGIN, int(left), self.height() - MARGIN)
-        painter.setPen(self.text_colour)
-        for i, name in enumerate(names):  # right-aligned against the axis
-            at = QPointF(left - 6 - name.size().width(), top_of(i, name))
-            painter.drawStaticText(at, name)
-
-        if self.message:
-            painter.setPen(self._message_colour)
-            font = painter.font()
-            font.setPointSizeF(font.pointSizeF() * 1.4)
-            painter.setFont(font)
-            area = QRectF(left, MARGIN, right - left, self.height() - 2 * MARGIN)
-            painter.drawText(area, Qt.AlignmentFlag.AlignCenter, self.message)
-            return
-
-        probs, top = self.probabilities, self.top_class()
-        no_pen, true_pen = QPen(Qt.PenStyle.NoPen), QPen(self.text_colour, 1)
-        for i, p in enumerate(probs):
-            y = MARGIN + i * row + row * (1 - BAR_FILL) / 2
-            painter.setPen(true_pen if i == self.true_class else no_pen)
-            painter.setBrush(HIGHLIGHT if i == top else self._off)
-            painter.drawRect(QRectF(left, y, float(p) * full, row * BAR_FILL))
-        for i, label in enumerate(self.labels()):
-            if not label:
-                continue
-            text = self._text(label)
-            width = text.size().width()
-            end = left + float(probs[i]) * full
-            # Inside a long bar, if the text fits there; otherwise after the bar's end.
-            inside = bool(probs[i] >= INSIDE_FROM) and width + 8 <= end - left and i == top
-            painter.setPen(ON_BAR if inside else self.text_colour if i == top else self._dim)
-            x = end - 4 - width if inside else end + 4
-            painter.drawStaticText(QPointF(x, top_of(i, text)), text)
+        row = (self.height() - 2 * MARGIN) / max(n, 1)
+        self._geometry = (left, right, row)
+        if n:
+            with QPainter(pixmap) as painter:
+                painter.setFont(self.font())
+                painter.setPen(self._axis)
+                painter.drawLine(int(left), MARGIN, int(left), self.height() - MARGIN)
+                painter.setPen(self.text_colour)
+                for i, name in enumerate(names):  # right-aligned against the axis
+                    size = name.size()
+                    at = QPointF(
+                        left - 6 - size.width(), MARGIN + (i + 0.5) * row - size.height() / 2
+                    )
+                    painter.drawStaticText(at, name)
+        self._still, self._still_key = pixmap, key
+        return pixmap
