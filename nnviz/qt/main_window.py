@@ -8,6 +8,7 @@ The panels and where they go are listed in ``nnviz.qt.panel_list``.
 
 from __future__ import annotations
 
+import math
 import time
 from typing import TYPE_CHECKING
 
@@ -27,6 +28,7 @@ from PySide6.QtWidgets import (
 from nnviz.about import about_text
 from nnviz.core.errors import NnvizError
 from nnviz.qt.banner import MessageBanner
+from nnviz.qt.frame_rate import FrameRate
 from nnviz.qt.redraw_budget import RedrawBudget
 from nnviz.qt.theme import THEMES, apply_theme
 
@@ -42,8 +44,8 @@ DEFAULT_SIZE = (1600, 1000)  # a new window's size (and the screenshots')
 # about a tenth of the GUI thread, the rest left to painting and to the trainer's GIL.
 FRAME_BUDGET_S = 0.003
 # What the user does by hand (a stroke on the canvas) is shown at once rather than at
-# the next tick, at most once per 60 Hz frame: moves that arrive meanwhile are coalesced.
-PROMPT_FRAME_S = 1 / 60
+# the next tick, at most 60 times a second: moves that come faster are coalesced.
+PROMPT_FPS = 60.0
 # While a person draws, the views that follow training wait: a stroke's frames go to the
 # canvas and the views that follow it, and the rest catch up this long after the last move.
 HANDS_ON_S = 0.15
@@ -111,6 +113,7 @@ class MainWindow(QMainWindow):
         self._prompt.setSingleShot(True)
         self._prompt.timeout.connect(self.refresh_now)
         self._last_prompt = 0.0
+        self._prompt_rate = FrameRate(PROMPT_FPS)
         self.redraw_budget = RedrawBudget(GUI_SHARE_WHILE_TRAINING, GUI_BURST_S)
         if session is not None:
             self.attach(session)
@@ -383,18 +386,19 @@ class MainWindow(QMainWindow):
         """Show a change the user made by hand now (within a 60 Hz frame), not at the tick."""
         if self._prompt.isActive():
             return  # already coming: this change is drawn with it
-        wait = PROMPT_FRAME_S - (time.perf_counter() - self._last_prompt)
+        wait = self._prompt_rate.wait(time.perf_counter())
         if wait <= 0:
             # Due now: draw it in this turn of the event loop. A zero-time timer would
             # wait behind whatever else is queued (2.6 ms median while lenet trains).
             self.refresh_now()
         else:
-            self._prompt.start(round(wait * 1000))
+            self._prompt.start(math.ceil(wait * 1000))
 
     def refresh_now(self) -> None:
         """Redraw the canvas and the visible, stale views that follow the input; the rest
         (made stale by training) wait for their tick."""
         self._last_prompt = time.perf_counter()
+        self._prompt_rate.take(self._last_prompt)
         # Training's news waits too: taking a snapshot in (new weights for the view
         # model, the loss curve's points) between two moves of a stroke is what made
         # its slowest frames.

@@ -26,7 +26,14 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QObject, QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QPalette
-from PySide6.QtWidgets import QLabel, QSizePolicy, QStackedLayout, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QGraphicsItem,
+    QLabel,
+    QSizePolicy,
+    QStackedLayout,
+    QVBoxLayout,
+    QWidget,
+)
 
 from nnviz.core.errors import NnvizError
 from nnviz.core.inspect import ACTIVATION_TYPES, NORM_TYPES, REPEAT_TYPES, LayerInfo, summarize
@@ -195,6 +202,9 @@ class ActivationsPanel(Panel):
             cols = min(units, COLUMNS)
             rows = -(-units // cols)
             caption = pg.TextItem(_caption(layer, units), anchor=(0.5, 1.0))
+            # Drawn once into a pixmap: the strips beside it change at every mouse move
+            # of a stroke, and their repaint re-rendered each caption's text.
+            caption.textItem.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
             colours = np.zeros((rows * CELL_PX, cols * CELL_PX, 4), np.uint8)
             image = pg.ImageItem(colours, axisOrder="row-major")
             self.view.addItem(caption)
