@@ -305,9 +305,10 @@ class ActivationsPanel(Panel):
         k = CELL_PX
         colours = strip.colours.reshape(strip.rows, k, strip.cols, k, 4)
         colours[:, : k - 1, :, : k - 1] = rgba.reshape(strip.rows, 1, strip.cols, 1, 4)
-        # A copy: pyqtgraph wraps an RGBA array in a QImage without copying it, and the
-        # buffer filled here is rewritten at the next redraw while that QImage may live on.
-        strip.image.setImage(strip.colours.copy(), autoLevels=False, levels=None)
+        # The strip's own buffer, no copy: pyqtgraph wraps it in a QImage without copying,
+        # and every rewrite is followed by this setImage, so the next paint renders the
+        # new colours before drawing; the buffer lives as long as the strip.
+        strip.image.setImage(strip.colours, autoLevels=False, levels=None)
 
     def _draw_bars(self, probs: np.ndarray) -> None:
         probs = np.asarray(probs, np.float32)[: len(self._classes)]
