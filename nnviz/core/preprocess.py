@@ -96,13 +96,17 @@ def _as_float(image: Any) -> np.ndarray:
     if isinstance(image, Image.Image):
         return _pil_to_array(image)
     arr = np.asarray(image)
+    in_range = True  # no clipping to do (bool, uint8 and uint16 data)
     if arr.dtype == np.bool_:
         arr = arr.astype(np.float32)
     elif np.issubdtype(arr.dtype, np.integer):
         # uint8 is the common case; wider integers holding 16-bit data are scaled as such.
         full = 65535.0 if arr.dtype.itemsize > 1 and arr.max(initial=0) > 255 else 255.0
-        arr = arr.astype(np.float32) / full
+        # Unsigned 8- and 16-bit data land in [0, 1]; signed or wider may not.
+        in_range = arr.dtype in (np.uint8, np.uint16)
+        arr = np.divide(arr, np.float32(full), dtype=np.float32)  # one pass, one array
     elif np.issubdtype(arr.dtype, np.floating):
+        in_range = False
         arr = arr.astype(np.float32, copy=False)  # never written to: copies are made below
         # nan_to_num costs ~0.15 ms on a 280x280 canvas, ten times the check that
         # says it has nothing to do, and the canvas is preprocessed at every mouse move.
@@ -122,7 +126,7 @@ def _as_float(image: Any) -> np.ndarray:
         raise NnvizError(
             f"a drawing must be (H, W) grey or (H, W, 3|4) colour, not shape {arr.shape}"
         )
-    return np.clip(arr, 0.0, 1.0)
+    return arr if in_range else np.clip(arr, 0.0, 1.0)
 
 
 def _grey(arr: np.ndarray) -> np.ndarray:

@@ -138,6 +138,11 @@ class DrawingCanvas(QWidget):
         """The drawing as float32 (280, 280) in [0, 1], ink high."""
         return qimage_to_grey(self._image) / np.float32(255.0)  # one float32 array, not two
 
+    def pixels(self) -> np.ndarray:
+        """The drawing as uint8 (280, 280), ink high (a copy): preprocessing takes it in
+        one pass, where floats are checked and clipped first."""
+        return qimage_to_grey(self._image)
+
     def image(self) -> QImage:
         """A copy of the backing image (greyscale, white ink on black)."""
         return self._image.copy()

@@ -299,9 +299,11 @@ class ActivationsPanel(Panel):
         # draws it, where a float image with levels and a lookup table was mapped pixel
         # by pixel on every paint (the strips change on every stroke on the canvas).
         lo, hi = levels
-        index = np.nan_to_num((cells - lo) * (256.0 / max(hi - lo, 1e-12)), nan=0.0)
-        rgba = strip.lut[np.clip(index, 0, 255).astype(np.intp)]
-        rgba[np.isnan(cells), 3] = 0  # units past the last one: transparent
+        scaled = (cells - lo) * (256.0 / max(hi - lo, 1e-12))
+        missing = np.isnan(scaled)  # units past the last one (and NaN): transparent
+        scaled[missing] = 0.0
+        rgba = strip.lut[np.clip(scaled, 0, 255, out=scaled).astype(np.intp)]
+        rgba[missing, 3] = 0
         k = CELL_PX
         colours = strip.colours.reshape(strip.rows, k, strip.cols, k, 4)
         colours[:, : k - 1, :, : k - 1] = rgba.reshape(strip.rows, 1, strip.cols, 1, 4)

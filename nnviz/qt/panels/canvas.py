@@ -286,7 +286,7 @@ class CanvasPanel(Panel):
     def _set_input_from_drawing(self) -> None:
         """Preprocess the canvas once and make it every view's input."""
         try:
-            pre = preprocess_drawing(self.canvas.image_array())
+            pre = preprocess_drawing(self.canvas.pixels())
         except NnvizError as exc:
             self.session.report_error(f"Cannot read the drawing: {exc}")
             return

@@ -113,9 +113,12 @@ class StepView(QWidget):
 
     def set_array(self, array: np.ndarray | None) -> None:
         self.array = None if array is None else np.asarray(array, np.float32)
-        self._image = (
-            None if self.array is None else grey_to_qimage(np.clip(self.array * 255 + 0.5, 0, 255))
-        )
+        self._image = None
+        if self.array is not None:
+            # In place: the ink is 280x280 and changes at every move of a stroke.
+            grey = self.array * np.float32(255)
+            grey += np.float32(0.5)
+            self._image = grey_to_qimage(np.clip(grey, 0, 255, out=grey))
         self.update()
 
     def _grid_lines(self, square: QRectF, w: int, h: int) -> list[QLineF]:
