@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 
 from nnviz.about import about_text
 from nnviz.core.errors import NnvizError
+from nnviz.core.memory import give_back_freed_memory
 from nnviz.qt.banner import MessageBanner
 from nnviz.qt.frame_rate import FrameRate
 from nnviz.qt.redraw_budget import RedrawBudget
@@ -55,6 +56,7 @@ HANDS_ON_S = 0.15
 # lenet, 0.3/s beside mlp-3b1b), and mlp-3b1b (the most GIL-bound sample) keeps about
 # 0.8-0.9 of its bare speed.
 GUI_SHARE_WHILE_TRAINING = 0.10
+GIVE_BACK_MEMORY_MS = 1500  # after a model switch: the views have redrawn by then
 GUI_BURST_S = 0.05
 _LEFT = Qt.DockWidgetArea.LeftDockWidgetArea
 _RIGHT = Qt.DockWidgetArea.RightDockWidgetArea
@@ -114,6 +116,12 @@ class MainWindow(QMainWindow):
         self._prompt.timeout.connect(self.refresh_now)
         self._last_prompt = 0.0
         self._prompt_rate = FrameRate(PROMPT_FPS)
+        # After a model switch, once the views have rebuilt for the new one, what the old
+        # one held (weights, history, the views' arrays) goes back to the system.
+        self._give_back_memory = QTimer(self)
+        self._give_back_memory.setSingleShot(True)
+        self._give_back_memory.setInterval(GIVE_BACK_MEMORY_MS)
+        self._give_back_memory.timeout.connect(give_back_freed_memory)
         self.redraw_budget = RedrawBudget(GUI_SHARE_WHILE_TRAINING, GUI_BURST_S)
         if session is not None:
             self.attach(session)
@@ -350,6 +358,7 @@ class MainWindow(QMainWindow):
         s.error.connect(self.show_error)
         s.status_changed.connect(lambda _: self._update_actions())
         s.model_loaded.connect(self.update_title)
+        s.model_loaded.connect(self._model_switched)
         s.model_loaded.connect(self._update_actions)
         s.dirty_changed.connect(lambda _: self.update_title())
         s.data_changed.connect(self.update_data_menu)
@@ -381,6 +390,9 @@ class MainWindow(QMainWindow):
                     break
                 panel.refresh(throttle=True)
         self.status.refresh()
+
+    def _model_switched(self) -> None:
+        self._give_back_memory.start()
 
     def request_refresh(self) -> None:
         """Show a change the user made by hand now (within a 60 Hz frame), not at the tick."""
