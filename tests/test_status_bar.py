@@ -1,0 +1,50 @@
+"""The status bar and the news the window takes from a run, on the real window."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QEvent, QObject
+
+from nnviz.qt.runner import FLAT_OUT_POLL_S
+
+
+class _Counter(QObject):
+    def __init__(self, kind: QEvent.Type) -> None:
+        super().__init__()
+        self.kind, self.count = kind, 0
+
+    def eventFilter(self, watched, event):  # noqa: N802, ANN001, ANN201
+        if event.type() == self.kind:
+            self.count += 1
+        return False
+
+
+def test_the_figures_change_without_relaying_out_the_bar(window, qtbot):
+    status = window.status
+    window.train()
+    qtbot.waitUntil(lambda: "step" in status.position.text(), timeout=10000)
+    layouts = _Counter(QEvent.Type.LayoutRequest)
+    status.installEventFilter(layouts)
+    shown = status.position.text()
+    qtbot.waitUntil(lambda: status.position.text() != shown, timeout=5000)
+    qtbot.wait(600)  # a few more updates (4 a second)
+    assert status.loss.text().startswith("loss ") and status.speed.text().endswith("samples/s")
+    assert layouts.count == 0  # fixed-width fields: new text repaints the field alone
+    window.pause()
+
+
+def test_news_is_taken_ten_times_a_second_while_training_runs_flat_out(window, qtbot):
+    runner = window.runner
+    polls = []
+    real_poll = runner.poll
+    runner.poll = lambda: (polls.append(1), real_poll())[1]
+    window.train()
+    qtbot.waitUntil(lambda: runner.flat_out, timeout=10000)
+    polls.clear()
+    qtbot.wait(1000)
+    assert 3 <= len(polls) <= 1 / FLAT_OUT_POLL_S + 2
+    runner.set_pace(20)  # a watchable pace: the news of every step, up to 30 times a second
+    qtbot.waitUntil(lambda: not runner.flat_out, timeout=5000)
+    polls.clear()
+    qtbot.wait(1000)
+    assert len(polls) > 1 / FLAT_OUT_POLL_S + 2
+    window.pause()
