@@ -52,12 +52,13 @@ PROMPT_FPS = 60.0
 HANDS_ON_S = 0.15
 # While training runs flat out, the views that follow it may use this share of a core
 # (the GUI thread holds the GIL while it redraws and paints; see redraw_budget.py).
-# Training loses about as much of its speed as the GUI thread holds the GIL, so this is
-# close to what lenet gives up with every panel open: at a tenth its ratio sat at the
-# 0.90 target (0.88-0.96 over four full bench runs). At 8%, with all twenty panels on
-# screen each still redraws every 2-5 s (0.5-0.6/s beside lenet, 0.2-0.3/s beside
-# mlp-3b1b); with fewer open, each redraws more often.
-GUI_SHARE_WHILE_TRAINING = 0.08
+# Training loses about as much of its speed as the GUI thread holds the GIL, and a
+# redraw holds it for milliseconds at a time: at a tenth of a core lenet's ratio sat at
+# the 0.90 target (0.88-0.96 over four full bench runs), and at 8%, once the status bar
+# and the news took less of the share and the views more, one run gave 0.88. At 7% the
+# views in the default layout redraw 1.5-1.7 times a second beside lenet and 0.9-1.1
+# beside mlp-3b1b; with all twenty panels on screen each redraws every 2-5 s.
+GUI_SHARE_WHILE_TRAINING = 0.07
 GIVE_BACK_MEMORY_MS = 1500  # after a model switch: the views have redrawn by then
 GUI_BURST_S = 0.05
 _LEFT = Qt.DockWidgetArea.LeftDockWidgetArea
