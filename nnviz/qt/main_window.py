@@ -47,6 +47,10 @@ FRAME_BUDGET_S = 0.003
 # What the user does by hand (a stroke on the canvas) is shown at once rather than at
 # the next tick, at most 60 times a second: moves that come faster are coalesced.
 PROMPT_FPS = 60.0
+# Frames that may come at once: a stroke's end and the next one's start (release, clear,
+# press) come together, and with room for only two the first move of the new stroke
+# waited for the frame they had used up.
+PROMPT_BURST = 3.0
 # While a person draws, the views that follow training wait: a stroke's frames go to the
 # canvas and the views that follow it, and the rest catch up this long after the last move.
 HANDS_ON_S = 0.15
@@ -118,7 +122,7 @@ class MainWindow(QMainWindow):
         self._prompt.setSingleShot(True)
         self._prompt.timeout.connect(self.refresh_now)
         self._last_prompt = 0.0
-        self._prompt_rate = FrameRate(PROMPT_FPS)
+        self._prompt_rate = FrameRate(PROMPT_FPS, burst=PROMPT_BURST)
         # After a model switch, once the views have rebuilt for the new one, what the old
         # one held (weights, history, the views' arrays) goes back to the system.
         self._give_back_memory = QTimer(self)
