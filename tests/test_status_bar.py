@@ -22,6 +22,8 @@ def test_the_figures_change_without_relaying_out_the_bar(window, qtbot):
     status = window.status
     window.train()
     qtbot.waitUntil(lambda: "step" in status.position.text(), timeout=10000)
+    status.clearMessage()  # "Training running" would time out and relay the bar out
+    qtbot.wait(50)
     layouts = _Counter(QEvent.Type.LayoutRequest)
     status.installEventFilter(layouts)
     shown = status.position.text()
