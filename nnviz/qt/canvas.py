@@ -136,7 +136,7 @@ class DrawingCanvas(QWidget):
     # ----- the drawing as data -----------------------------------------------------------
     def image_array(self) -> np.ndarray:
         """The drawing as float32 (280, 280) in [0, 1], ink high."""
-        return qimage_to_grey(self._image) / np.float32(255.0)  # one float32 array, not two
+        return self.pixels() / np.float32(255.0)  # one float32 array, not two
 
     def pixels(self) -> np.ndarray:
         """The drawing as uint8 (280, 280), ink high (a copy): preprocessing takes it in

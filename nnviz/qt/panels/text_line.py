@@ -20,10 +20,6 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-# Looked up once: an enum member's lookup costs microseconds in PySide.
-_WINDOW_TEXT = QPalette.ColorRole.WindowText
-_ELIDE_RIGHT = Qt.TextElideMode.ElideRight
-
 
 class TextLine(QWidget):
     """One line of text with <b>bold</b> and <span style='color:#rrggbb'>coloured</span>
@@ -41,8 +37,6 @@ class TextLine(QWidget):
         super().__init__(parent)
         self._text = ""
         self.centred = centred
-        self._fonts: dict[bool, tuple[QFont, QFontMetrics]] = {}  # regular and bold
-        self._fonts_key = ""
         self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         self._fit_height()
 
@@ -98,24 +92,19 @@ class TextLine(QWidget):
 
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 (Qt)
         with QPainter(self) as painter:
-            ink = self.palette().color(_WINDOW_TEXT)
-            if self._fonts_key != self.font().key():  # regular and bold, made once
-                self._fonts = {}
-                for bold in (False, True):
-                    font = QFont(self.font())
-                    font.setBold(bold)
-                    self._fonts[bold] = (font, QFontMetrics(font))
-                self._fonts_key = self.font().key()
-            metrics = self._fonts[False][1]
+            ink = self.palette().color(QPalette.ColorRole.WindowText)
+            metrics = self.fontMetrics()
             baseline = (self.height() + metrics.ascent() - metrics.descent()) // 2
-            parts = [
-                (words, *self._fonts[bold], colour or ink) for words, bold, colour in self.runs()
-            ]
+            parts = []
+            for words, bold, colour in self.runs():
+                font = QFont(self.font())
+                font.setBold(bold)
+                parts.append((words, font, QFontMetrics(font), colour or ink))
             room = self.width()
             total = sum(m.horizontalAdvance(words) for words, _, m, _ in parts)
             x = max(0, (room - total) // 2) if self.centred else 0
             for words, font, m, colour in parts:
-                shown = m.elidedText(words, _ELIDE_RIGHT, room - x)
+                shown = m.elidedText(words, Qt.TextElideMode.ElideRight, room - x)
                 painter.setFont(font)
                 painter.setPen(colour)
                 painter.drawText(x, baseline, shown)
