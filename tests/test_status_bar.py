@@ -31,6 +31,12 @@ def test_the_figures_change_without_relaying_out_the_bar(window, qtbot):
     qtbot.wait(600)  # a few more updates (4 a second)
     assert status.loss.text().startswith("loss ") and status.speed.text().endswith("samples/s")
     assert layouts.count == 0  # fixed-width fields: new text repaints the field alone
+    # Each field whole, inside the bar, none over another.
+    fields = [status.position, status.progress, status.loss, status.val, status.speed]
+    boxes = sorted((f.geometry() for f in [*fields, status.eta]), key=lambda r: r.left())
+    assert all(status.rect().contains(box) for box in boxes)
+    assert all(a.right() < b.left() for a, b in zip(boxes, boxes[1:], strict=False))
+    assert status.position.width() >= status.position.minimumWidth() > 100
     window.pause()
 
 

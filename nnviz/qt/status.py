@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from PySide6.QtWidgets import QProgressBar, QStatusBar, QWidget
+from PySide6.QtWidgets import QProgressBar, QSizePolicy, QStatusBar, QWidget
 
 from nnviz.core.snapshot import EpochReport, StepReport
 from nnviz.qt.panels.text_line import TextLine
@@ -63,6 +63,9 @@ class TrainingStatusBar(QStatusBar):
     def _field(self, name: str) -> TextLine:
         line = TextLine(self)
         line.setFixedWidth(line.fontMetrics().horizontalAdvance(_WIDEST[name]) + 8)
+        # Fixed, not a TextLine's usual Ignored: the bar's layout otherwise squeezed the
+        # fields to nothing and they overlapped.
+        line.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
         line.setAutoFillBackground(True)  # opaque: the bar beneath is not repainted
         return line
 
