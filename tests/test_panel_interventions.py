@@ -17,6 +17,7 @@ from nnviz.qt.panels.activations import ActivationsPanel
 from nnviz.qt.panels.diagram import NetworkDiagramPanel
 from nnviz.qt.panels.feature_maps import FeatureMapsPanel
 from nnviz.qt.panels.filters import FiltersPanel
+from nnviz.qt.panels.intervention_menu import MARKER_COLOUR
 from nnviz.qt.panels.interventions import NOTHING_OFF, InterventionsPanel
 
 pytestmark = [
@@ -48,6 +49,16 @@ def _right_click(qtbot, panel, graphics, view, point):
     qtbot.mouseClick(
         graphics.viewport(), Qt.MouseButton.RightButton, pos=QPoint(where.x(), where.y())
     )
+    menu = panel.interventions.menu
+    if menu is not None:
+        qtbot.waitUntil(menu.isVisible, timeout=2000)
+    return menu
+
+
+def _right_click_cell(qtbot, panel, point):
+    """A real right-click at ``point`` (cell coordinates) of the activations' cells."""
+    where = panel.cells.to_widget(point).toPoint()
+    qtbot.mouseClick(panel.cells, Qt.MouseButton.RightButton, pos=where)
     menu = panel.interventions.menu
     if menu is not None:
         qtbot.waitUntil(menu.isVisible, timeout=2000)
@@ -86,7 +97,7 @@ def test_right_click_on_an_activation_cell_switches_the_unit_off_and_restores_it
     strip = next(strip for strip in panel.strips if strip.layer.name == "relu3")
     row, col = divmod(unit, strip.cols)
     centre = QPointF(strip.rect.left() + col + 0.4, strip.rect.top() + row + 0.4)
-    menu = _right_click(qtbot, panel, panel.graphics, panel.view, centre)
+    menu = _right_click_cell(qtbot, panel, centre)
     assert _texts(menu) == [
         (f"Switch off unit {unit} (relu3)", True),
         (f"Restore unit {unit}", False),
@@ -104,9 +115,11 @@ def test_right_click_on_an_activation_cell_switches_the_unit_off_and_restores_it
     assert panel.shown_values()["relu3"][unit] == 0.0
     np.testing.assert_allclose(panel.probabilities, s.probabilities())
     assert panel.markers.marked == {("relu3", unit): 0.0}
+    marker = panel.cells.to_widget(centre + QPointF(0.04, 0.04))  # the cell's coloured middle
+    assert panel.cells.grab().toImage().pixelColor(marker.toPoint()) == MARKER_COLOUR
     assert "switched off" in panel.describe("relu3", unit)
 
-    menu = _right_click(qtbot, panel, panel.graphics, panel.view, centre)
+    menu = _right_click_cell(qtbot, panel, centre)
     assert (f"Restore unit {unit}", True) in _texts(menu)
     assert ("Restore all switched-off units (1)", True) in _texts(menu)
     panel.interventions.action("Restore unit").trigger()
@@ -155,7 +168,7 @@ def test_clamping_a_unit_from_the_menu(shown, open_session, data, qtbot):
     panel = shown(ActivationsPanel, s)
     strip = next(strip for strip in panel.strips if strip.layer.name == "sigmoid2")
     centre = QPointF(strip.rect.left() + 4.4, strip.rect.top() + 0.4)  # unit 4
-    _right_click(qtbot, panel, panel.graphics, panel.view, centre)
+    _right_click_cell(qtbot, panel, centre)
     box = panel.interventions.clamp_box
     box.setValue(0.9)
     clamp = box.parent().findChild(QPushButton)  # the clamp row's only button
@@ -212,13 +225,7 @@ def test_a_menu_acted_on_after_the_model_changed_reports_an_error(shown, open_se
     s = open_session(LENET, data)
     panel = shown(ActivationsPanel, s)
     strip = next(strip for strip in panel.strips if strip.layer.name == "relu3")
-    _right_click(
-        qtbot,
-        panel,
-        panel.graphics,
-        panel.view,
-        QPointF(strip.rect.left() + 0.4, strip.rect.top() + 0.4),
-    )
+    _right_click_cell(qtbot, panel, QPointF(strip.rect.left() + 0.4, strip.rect.top() + 0.4))
     s.set_model(load_model(MLP_3B1B))  # the menu is still open on lenet's relu3
     with qtbot.waitSignal(s.error) as error:
         panel.interventions.action("Switch off").trigger()

@@ -237,7 +237,7 @@ def test_lenet_shows_activations_channel_means_and_dense_units(qtbot, data):
     relu3 = next(strip for strip in panel.strips if strip.layer.name == "relu3")
     assert (relu3.rows, relu3.cols) == (4, 16)
     assert relu3.levels == (0.0, float(acts["relu3"].max()))  # ReLU: zero is unlit
-    colours = relu3.image.image  # a copy of the strip's colours, owned by the image
+    colours = relu3.colours
     assert colours.dtype == np.uint8 and colours.shape == (4 * CELL_PX, 16 * CELL_PX, 4)
     cells = colours[::CELL_PX, ::CELL_PX].reshape(-1, 4)
     index = np.clip(acts["relu3"][0] * (256.0 / relu3.levels[1]), 0, 255).astype(int)
@@ -247,6 +247,15 @@ def test_lenet_shows_activations_channel_means_and_dense_units(qtbot, data):
     assert acts["relu3"][0][dead] == 0.0
     np.testing.assert_array_equal(cells[dead], panel._positive_lut[0])
     assert (colours[CELL_PX - 1, :, 3] == 0).all()
+    # And painted: the middle of each of those cells on screen has its colour.
+    screen = panel.cells.grab().toImage()
+    for unit in (brightest, dead):
+        row, col = divmod(unit, 16)
+        centre = panel.cells.to_widget(
+            QPointF(relu3.rect.left() + col + 0.4, relu3.rect.top() + row + 0.4)
+        )
+        painted = screen.pixelColor(centre.toPoint())
+        assert (painted.red(), painted.green(), painted.blue()) == tuple(cells[unit][:3])
     panel.close_panel()
 
 
@@ -302,7 +311,7 @@ def test_hover_names_the_layer_unit_and_value_and_a_click_emits_the_unit(qtbot, 
     strip = next(strip for strip in panel.strips if strip.layer.name == "relu3")
     centre = QPointF(strip.rect.left() + 5.5, strip.rect.top() + 2.5)  # row 2, column 5
     assert panel.cell_at(centre) == ("relu3", 37)
-    text = panel.hover_text(panel.view.mapViewToScene(centre))
+    text = panel.hover_text(centre)
     assert text == f"relu3 (ReLU) unit 37: {s.activations()['relu3'][0, 37]:.4g}"
     conv = panel.strips[0]
     corner = QPointF(conv.rect.left() + 2.5, conv.rect.top() + 0.5)
@@ -320,9 +329,19 @@ def test_hover_names_the_layer_unit_and_value_and_a_click_emits_the_unit(qtbot, 
     )
     QApplication.sendEvent(panel.bars, move)  # a hover: QTest moves only with a button down
     assert panel.readout.text().startswith("class 3: probability")
+    where = panel.cells.to_widget(centre).toPoint()
+    hover = QMouseEvent(
+        QEvent.Type.MouseMove,
+        QPointF(where),
+        panel.cells.mapToGlobal(QPointF(where)),
+        Qt.MouseButton.NoButton,
+        Qt.MouseButton.NoButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    QApplication.sendEvent(panel.cells, hover)
+    assert panel.readout.text() == text
     with qtbot.waitSignal(panel.unit_clicked) as clicked:
-        where = panel.graphics.mapFromScene(panel.view.mapViewToScene(centre))
-        qtbot.mouseClick(panel.graphics.viewport(), Qt.MouseButton.LeftButton, pos=where)
+        qtbot.mouseClick(panel.cells, Qt.MouseButton.LeftButton, pos=where)
     assert clicked.args == ["relu3", 37]
     panel.close_panel()
 
@@ -366,7 +385,7 @@ def test_a_model_with_no_hidden_layers_says_so_and_shows_its_output(qtbot, data,
     s = _session(str(path), data)
     panel = _show(qtbot, ActivationsPanel(s))
     assert panel.strips == []
-    assert "No hidden layers" in panel.message.toPlainText()
+    assert "No hidden layers" in panel.cells.message
     np.testing.assert_allclose(panel.bars.probabilities, s.probabilities(), rtol=1e-6)
     panel.close_panel()
 
@@ -380,7 +399,7 @@ def test_dark_palette_changes_background_and_unlit_cells(qtbot, data):
     dark.setColor(QPalette.ColorRole.WindowText, QColor(225, 225, 228))
     panel.setPalette(dark)
     assert panel.refresh()  # a new theme is taken at the next redraw
-    assert panel.graphics.backgroundBrush().color() == QColor(30, 30, 34)
+    assert panel.cells.grab().toImage().pixelColor(1, 1) == QColor(30, 30, 34)
     off = panel._positive_lut[0, :3]
     assert off.mean() < 80 < light_off.mean()  # an unlit cell stays dark on dark
     assert panel.strips[0].lut is panel._positive_lut
@@ -402,6 +421,7 @@ def test_training_updates_the_activations_live(qtbot, data):
     panel = _show(qtbot, ActivationsPanel(s))
     before = panel.shown_values()["sigmoid1"].copy()
     items = [strip.image for strip in panel.strips]
+    painted = panel.cells.grab().toImage()
     trainer = Trainer(s.train_model, data, TrainConfig(batch_size=32, epochs=1))
     trainer.run()
     s.publish(trainer.latest_snapshot(), [])
@@ -409,7 +429,8 @@ def test_training_updates_the_activations_live(qtbot, data):
     after = panel.shown_values()["sigmoid1"]
     assert not np.allclose(before, after)
     np.testing.assert_array_equal(after, s.activations()["sigmoid1"][0])
-    assert [strip.image for strip in panel.strips] == items  # items reused, not rebuilt
+    assert [strip.image for strip in panel.strips] == items  # reused, not rebuilt
+    assert panel.cells.grab().toImage() != painted  # and the new values are on screen
     panel.close_panel()
 
 

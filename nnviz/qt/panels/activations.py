@@ -11,34 +11,27 @@ rows of 16; conv-like layers (4-D outputs) show one cell per channel: its mean o
 the image. The last layer is the output, shown as class probabilities. Right-click a
 cell to switch its unit off or clamp it (``intervention_menu``).
 
-Everything the panel draws sits in one ViewBox (one ImageItem per layer, NaN gaps
-between cells, explicit levels) and one bar chart, built when the model changes and
-updated with ``setImage``/``setOpts`` afterwards (see shared/design/PITFALLS.md).
+The strips are painted by one widget (``activation_cells``), the output by another
+(``prediction_bars``): both change at every mouse move of a stroke on the canvas, and
+painting them directly costs a fraction of what a pyqtgraph scene did.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, QObject, QPointF, QRectF, QSize, Qt, Signal
+from PySide6.QtCore import QEvent, QObject, QPoint, QPointF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QPalette
-from PySide6.QtWidgets import (
-    QGraphicsItem,
-    QLabel,
-    QSizePolicy,
-    QStackedLayout,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtWidgets import QLabel, QSizePolicy, QStackedLayout, QVBoxLayout, QWidget
 
 from nnviz.core.errors import NnvizError
 from nnviz.core.inspect import ACTIVATION_TYPES, NORM_TYPES, REPEAT_TYPES, LayerInfo, summarize
+from nnviz.qt.panels.activation_cells import CELL_PX, ActivationCells, Strip, new_strip
 from nnviz.qt.panels.base import Panel
-from nnviz.qt.panels.intervention_menu import InterventionControls, UnitMarkers
+from nnviz.qt.panels.intervention_menu import InterventionControls
 from nnviz.qt.panels.prediction_bars import PredictionBars
 from nnviz.qt.theme import mix
 from nnviz.state import Session
@@ -53,10 +46,6 @@ FIXED_LEVELS = {
     "Hardtanh": (-1.0, 1.0),
     "Softsign": (-1.0, 1.0),
 }
-COLUMNS = 16  # cells per row: 128 units -> 8 rows of 16
-CELL_PX = 8  # image pixels per cell, the last row and column of each a NaN (transparent) gap
-CAPTION_PX = 20  # a caption's line above its strip, in screen pixels at any zoom
-LAYER_GAP = 0.6  # between one strip and the next caption, in cells
 HOVER_HINT = "Hover over a cell or a bar to read its value"
 POSITIVE, NEGATIVE = QColor(232, 96, 28), QColor(40, 120, 210)  # lit cells: orange / blue
 
@@ -87,26 +76,6 @@ def unit_values(output: np.ndarray) -> np.ndarray:
     return out.reshape(out.shape[0], -1).mean(axis=1)
 
 
-@dataclass
-class _Strip:
-    """One layer's cells on screen."""
-
-    layer: LayerInfo
-    image: pg.ImageItem
-    caption: pg.TextItem
-    rect: QRectF  # in view units, one unit per cell
-    rows: int
-    cols: int
-    colours: np.ndarray  # (rows * CELL_PX, cols * CELL_PX, 4) RGBA, the gaps transparent
-    values: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
-    levels: tuple[float, float] = (0.0, 1.0)
-    lut: np.ndarray | None = None  # the colour map the cells were coloured with
-
-    @property
-    def per_channel(self) -> bool:
-        return len(self.layer.output_shape) > 2
-
-
 class ActivationsPanel(Panel):
     """Each layer's response to the current input, and the output as class probabilities."""
 
@@ -118,20 +87,17 @@ class ActivationsPanel(Panel):
 
     def __init__(self, session: Session, parent: QWidget | None = None) -> None:
         super().__init__(session, parent)
-        self.strips: list[_Strip] = []
+        self.strips: list[Strip] = []
         self.probabilities = np.zeros(0, np.float32)
         self._built_for: Any = None  # the LoadedModel the items were built for
         self._classes: list[str] = []
 
-        self.graphics = pg.GraphicsLayoutWidget()
-        self.graphics.setToolTip(
+        self.cells = ActivationCells()
+        self.cells.setToolTip(
             "One cell per unit (per channel for conv layers): the more orange, the higher; "
             "blue is below zero"
         )
-        self.view: pg.ViewBox = self.graphics.addViewBox(row=0, col=0)
-        self.view.invertY(True)
-        self.view.setMouseEnabled(False, False)
-        self.view.setMenuEnabled(False)
+        self.markers = self.cells  # switched-off and clamped cells, all strips
         # The output as painted bars below the strips, not a plot in the scene: they change
         # on every stroke on the canvas, and a bar item with ten text items cost 1.5 ms to
         # update and about as much to paint each time.
@@ -143,10 +109,6 @@ class ActivationsPanel(Panel):
         self.bars = PredictionBars()
         self.bars.setMouseTracking(True)
         self.bars.installEventFilter(self)
-        self.message = pg.TextItem(anchor=(0.5, 0.5))
-        self.view.addItem(self.message)
-        self.markers = UnitMarkers()  # switched-off and clamped cells, all strips
-        self.view.addItem(self.markers)
         self.interventions = InterventionControls(self)
 
         self.readout = QLabel(HOVER_HINT)
@@ -162,7 +124,7 @@ class ActivationsPanel(Panel):
         body = QVBoxLayout(self.body)
         body.setContentsMargins(0, 0, 0, 0)
         body.setSpacing(0)
-        body.addWidget(self.graphics, 1)
+        body.addWidget(self.cells, 1)
         body.addWidget(self.output_title)
         body.addWidget(self.bars)
         self.stack = QStackedLayout()
@@ -176,10 +138,9 @@ class ActivationsPanel(Panel):
         self.setMinimumSize(220, 300)
         self._apply_palette()
 
-        self.view.sigResized.connect(self._fit)
-        scene = self.graphics.scene()
-        self._mouse = pg.SignalProxy(scene.sigMouseMoved, rateLimit=30, slot=self._mouse_moved)
-        scene.sigMouseClicked.connect(self._clicked)
+        self.cells.hovered.connect(self._mouse_moved)
+        self.cells.left.connect(lambda: self.readout.setText(HOVER_HINT))
+        self.cells.pressed.connect(self._pressed)
         self.listen(session.model_loaded, self.mark_stale)
         self.listen(session.input_changed, self.mark_stale)
         self.listen(session.snapshot_changed, self.mark_stale)
@@ -190,28 +151,15 @@ class ActivationsPanel(Panel):
     # ----- building (once per model) -----------------------------------------------------
     def _rebuild(self) -> None:
         loaded = self.session.loaded
-        for strip in self.strips:
-            self.view.removeItem(strip.image)
-            self.view.removeItem(strip.caption)
-        self.strips.clear()
         summary = summarize(loaded.program or loaded.module, tuple(loaded.input_shape))
         self._built_for = loaded  # only once it worked: a failure is tried again next frame
         self.interventions.set_layers(summary.layers)
+        self.strips = []
         for layer in layers_to_show(summary.layers):
             units = int(layer.output_shape[1]) if len(layer.output_shape) > 1 else 1
-            cols = min(units, COLUMNS)
-            rows = -(-units // cols)
-            caption = pg.TextItem(_caption(layer, units), anchor=(0.5, 1.0))
-            # Drawn once into a pixmap: the strips beside it change at every mouse move
-            # of a stroke, and their repaint re-rendered each caption's text.
-            caption.textItem.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
-            colours = np.zeros((rows * CELL_PX, cols * CELL_PX, 4), np.uint8)
-            image = pg.ImageItem(colours, axisOrder="row-major")
-            self.view.addItem(caption)
-            self.view.addItem(image)
-            self.strips.append(_Strip(layer, image, caption, QRectF(), rows, cols, colours))
-        self.message.setText("" if self.strips else "No hidden layers: only the output")
-        self._fit()
+            self.strips.append(new_strip(layer, _caption(layer, units), units))
+        message = "" if self.strips else "No hidden layers: only the output"
+        self.cells.set_strips(self.strips, message)
 
         n = int(summary.layers[-1].output_shape[-1]) if summary.layers else 0
         names = list(loaded.class_names)
@@ -221,30 +169,6 @@ class ActivationsPanel(Panel):
         self.bars.setMinimumHeight(11 * n + 12)
         self.bars.setMaximumHeight(18 * n + 12)
         self._apply_palette()  # colours the new items
-
-    def _fit(self) -> None:
-        """Square cells, as large as fit, from the top: the strips read top-down to the
-        output below (an aspect-locked ViewBox would centre them vertically). Captions
-        keep their height in pixels, so a small dock shrinks the cells, not the text."""
-        width, height = max(self.view.width(), 1.0), max(self.view.height(), 1.0)
-        rows = sum(strip.rows for strip in self.strips)
-        gaps = LAYER_GAP * max(len(self.strips) - 1, 0) + 0.2
-        wide = COLUMNS + 0.4
-        scale = width / wide  # pixels per cell
-        if rows:
-            scale = min(scale, (height - CAPTION_PX * len(self.strips)) / (rows + gaps))
-        scale = max(scale, 2.0)
-        caption = CAPTION_PX / scale
-        y = 0.0
-        for strip in self.strips:
-            strip.caption.setPos(COLUMNS / 2, y + caption - 2.0 / scale)
-            strip.rect = QRectF((COLUMNS - strip.cols) / 2, y + caption, strip.cols, strip.rows)
-            strip.image.setRect(strip.rect)
-            y += caption + strip.rows + LAYER_GAP
-        self._draw_markers()
-        self.message.setPos(COLUMNS / 2, 1.0)
-        span_x, span_y = width / scale, height / scale
-        self.view.setRange(QRectF(-0.2 - (span_x - wide) / 2, 0.0, span_x, span_y), padding=0)
 
     # ----- drawing -----------------------------------------------------------------------
     def redraw(self) -> None:
@@ -265,6 +189,7 @@ class ActivationsPanel(Panel):
             if strip.layer.name in acts:
                 self._draw_strip(strip, unit_values(acts[strip.layer.name]))
         self._draw_markers()
+        self.cells.update()
         self._draw_bars(np.zeros(0) if probs is None else probs)
 
     def _draw_markers(self) -> None:
@@ -276,13 +201,14 @@ class ActivationsPanel(Panel):
                 row, col = divmod(unit, strip.cols)
                 x, y = strip.rect.left() + col + centre, strip.rect.top() + row + centre
                 spots.append(((strip.layer.name, unit), x, y, 0.8, value))
-        self.markers.show_units(spots)
+        if spots or self.cells.marked:
+            self.cells.show_units(spots)
 
     def _show_empty(self, text: str) -> None:
         self.empty_label.setText(text)
         self.stack.setCurrentWidget(self.empty_label)
 
-    def _draw_strip(self, strip: _Strip, values: np.ndarray) -> None:
+    def _draw_strip(self, strip: Strip, values: np.ndarray) -> None:
         strip.values = values
         cells = np.full(strip.rows * strip.cols, np.nan, np.float32)
         cells[: len(values)] = values
@@ -295,9 +221,8 @@ class ActivationsPanel(Panel):
             levels = (0.0, high) if low >= 0 else (-high, high)
         strip.levels = levels
         strip.lut = self._signed_lut if levels[0] < 0 else self._positive_lut
-        # Coloured here, cell by cell, and handed over as RGBA: the image item then only
-        # draws it, where a float image with levels and a lookup table was mapped pixel
-        # by pixel on every paint (the strips change on every stroke on the canvas).
+        # Coloured here, cell by cell, as RGBA: painting then only scales the picture
+        # (the strips change at every move of a stroke on the canvas).
         lo, hi = levels
         scaled = (cells - lo) * (256.0 / max(hi - lo, 1e-12))
         missing = np.isnan(scaled)  # units past the last one (and NaN): transparent
@@ -307,10 +232,8 @@ class ActivationsPanel(Panel):
         k = CELL_PX
         colours = strip.colours.reshape(strip.rows, k, strip.cols, k, 4)
         colours[:, : k - 1, :, : k - 1] = rgba.reshape(strip.rows, 1, strip.cols, 1, 4)
-        # The strip's own buffer, no copy: pyqtgraph wraps it in a QImage without copying,
-        # and every rewrite is followed by this setImage, so the next paint renders the
-        # new colours before drawing; the buffer lives as long as the strip.
-        strip.image.setImage(strip.colours, autoLevels=False, levels=None)
+        # In the strip's own buffer, which its QImage wraps: the repaint that follows
+        # every redraw shows the new colours, with no copy and no conversion.
 
     def _draw_bars(self, probs: np.ndarray) -> None:
         probs = np.asarray(probs, np.float32)[: len(self._classes)]
@@ -348,12 +271,10 @@ class ActivationsPanel(Panel):
         changed = self.interventions.describe(layer, unit)
         return f"{layer} ({strip.layer.type}) {what} {unit}: {value:.4g}{mean}{changed}"
 
-    def hover_text(self, scene_pos: QPointF) -> str:
-        """What the readout says with the mouse at ``scene_pos``."""
-        if self.view.sceneBoundingRect().contains(scene_pos):
-            cell = self.cell_at(self.view.mapSceneToView(scene_pos))
-            return self.describe(*cell) if cell else ""
-        return ""
+    def hover_text(self, point: QPointF) -> str:
+        """What the readout says with the mouse at ``point`` (cell coordinates)."""
+        cell = self.cell_at(point)
+        return self.describe(*cell) if cell else ""
 
     def bar_text(self, pos: QPointF) -> str:
         """What the readout says with the mouse at ``pos`` on the output bars."""
@@ -367,20 +288,19 @@ class ActivationsPanel(Panel):
             self.readout.setText(self.bar_text(event.position()) or HOVER_HINT)
         return super().eventFilter(watched, event)
 
-    def _mouse_moved(self, event: tuple[QPointF]) -> None:
-        self.readout.setText(self.hover_text(event[0]) or HOVER_HINT)
+    def _mouse_moved(self, point: QPointF) -> None:
+        self.readout.setText(self.hover_text(point) or HOVER_HINT)
 
-    def _clicked(self, event: Any) -> None:
-        if self.view.sceneBoundingRect().contains(event.scenePos()):
-            cell = self.cell_at(self.view.mapSceneToView(event.scenePos()))
-            if cell is None:
-                return
-            if event.button() == Qt.MouseButton.RightButton:
-                strip = next(s for s in self.strips if s.layer.name == cell[0])
-                what = "channel" if strip.per_channel else "unit"
-                self.interventions.open_menu(*cell, event.screenPos().toPoint(), what)
-            else:
-                self.unit_clicked.emit(*cell)
+    def _pressed(self, point: QPointF, button: Qt.MouseButton, where: QPoint) -> None:
+        cell = self.cell_at(point)
+        if cell is None:
+            return
+        if button == Qt.MouseButton.RightButton:
+            strip = next(s for s in self.strips if s.layer.name == cell[0])
+            what = "channel" if strip.per_channel else "unit"
+            self.interventions.open_menu(*cell, where, what)
+        elif button == Qt.MouseButton.LeftButton:
+            self.unit_clicked.emit(*cell)
 
     # ----- theme -------------------------------------------------------------------------
     def palette_changed(self) -> None:
@@ -395,12 +315,8 @@ class ActivationsPanel(Panel):
         cmap = pg.ColorMap([0.0, 0.5, 1.0], [NEGATIVE, off, POSITIVE])
         self._signed_lut = cmap.getLookupTable(0.0, 1.0, 256, alpha=True)
         self._positive_lut = cmap.getLookupTable(0.5, 1.0, 256, alpha=True)
-        self.graphics.setBackground(bg)
+        self.cells.set_colours(bg, fg)
         self.bars.apply_palette(pal)
-        for strip in self.strips:
-            strip.caption.setColor(fg)
-        self.message.setColor(fg)
-        self.markers.set_background(bg)
         hint = mix(bg, fg, 0.55)
         self.empty_label.setStyleSheet(f"color: {hint.name()}; font-size: 13pt;")
 
