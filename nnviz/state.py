@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -25,6 +26,9 @@ from nnviz.core.snapshot import Event, Snapshot, frozen_copy
 from nnviz.core.training import History, TrainConfig
 from nnviz.core.weight_history import PREFIX as HISTORY_PREFIX
 from nnviz.core.weight_history import WeightHistory, has_saved_history
+
+if TYPE_CHECKING:
+    from nnviz.core.inspect import ActivationCapture
 
 # Training status as the user sees it.
 IDLE, RUNNING, PAUSED, STOPPED, COMPLETED, FAILED = (
@@ -82,6 +86,7 @@ class Session:
         self._activations: dict[str, np.ndarray] | None = None
         self._activations_key: tuple[int, int, Interventions] | None = None
         self._probabilities: np.ndarray | None = None  # softmax of the cached activations
+        self._capture: ActivationCapture | None = None  # for the model the views run
         self._weights_version = 0
         # History: weight snapshots over the run, and which of them the views show.
         self.weight_history = WeightHistory()
@@ -368,14 +373,18 @@ class Session:
 
     def activations(self) -> dict[str, np.ndarray]:
         """Every layer's output for the current input on the views' weights (cached)."""
-        from nnviz.core.inspect import capture_activations
-
         if self.current_input is None or self.loaded is None or self.view_model is None:
             return {}
         key = (id(self.current_input), self._weights_version, self._interventions)
         if key != self._activations_key or self._activations is None:
-            self._activations = capture_activations(
-                self._inspected_model(), self.input_tensor(), interventions=self._interventions
+            from nnviz.core.inspect import ActivationCapture  # torch.fx and export: not at start-up
+
+            model = self._inspected_model()
+            # Its layers are found once per model: the views' model only gets new weights.
+            if self._capture is None or self._capture.model is not model:
+                self._capture = ActivationCapture(model)
+            self._activations = self._capture(
+                self.input_tensor(), interventions=self._interventions
             )
             self._activations_key = key
             self._probabilities = None

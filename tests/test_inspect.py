@@ -13,7 +13,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from nnviz.core.errors import NnvizError
-from nnviz.core.inspect import LayerInfo, Summary, capture_activations, summarize
+from nnviz.core.inspect import (
+    ActivationCapture,
+    LayerInfo,
+    Summary,
+    capture_activations,
+    summarize,
+)
 from nnviz.core.models import PRESETS, build_model, get_spec
 
 BLOCK_LAYERS = [
@@ -556,3 +562,59 @@ def test_exported_program_follows_its_weights_changed_in_place():
     after = capture_activations(ep, x)  # the program's graph module is reused
     assert not np.array_equal(after["conv1"], before["conv1"])
     _assert_same(after, capture_activations(export(), x))
+
+
+# ---------------------------------------------------------------- the views' capture
+
+
+@pytest.mark.parametrize("preset", ["lenet", "cnn"])
+def test_the_views_capture_gives_what_capture_activations_gives(preset, monkeypatch):
+    """``ActivationCapture``: layers found once, and a sequence's convolutions on one
+    image run as torch's direct convolution; the values agree to float rounding."""
+    from nnviz.core import inspect
+
+    model = build_model(get_spec(preset), seed=0).eval()
+    convs = [m for m in model if isinstance(m, nn.Conv2d)]
+    direct, real = [], inspect._DIRECT_CONV2D
+    assert real is not None  # torch 2.13 has it
+
+    def counted(*args):
+        direct.append(args[1].shape)  # the weight's
+        return real(*args)
+
+    monkeypatch.setattr(inspect, "_DIRECT_CONV2D", counted)
+    capture = ActivationCapture(model)
+    x = _image(seed=3)
+
+    def assert_close(got, expected):
+        assert list(got) == list(expected)
+        for name in expected:
+            np.testing.assert_allclose(got[name], expected[name], rtol=1e-5, atol=1e-6)
+
+    edits = {"relu1": {0: 0.0, 2: 1.5}, "relu3": {1: 0.0}}
+    for kwargs in ({}, {"interventions": edits}, {"names": ["relu2", "output"]}):
+        direct.clear()
+        assert_close(capture(x, **kwargs), capture_activations(model, x, **kwargs))
+        assert len(direct) == len(convs)  # every convolution ran directly
+    # New weights, loaded in place as the views' model gets them, are followed.
+    with torch.no_grad():
+        model[0].weight.mul_(-2.0)
+    assert_close(capture(x), capture_activations(model, x))
+    # A convolution with a hook of its own runs as a module, so the hook sees it.
+    seen = []
+    convs[0].register_forward_hook(lambda *_: seen.append(True))
+    direct.clear()
+    assert_close(capture(x), capture_activations(model, x))
+    assert len(direct) == len(convs) - 1 and seen == [True, True]
+    # A batch is not one image: the module runs it.
+    direct.clear()
+    assert capture_activations(model, torch.rand(1, 1, 28, 28))  # plain capture: no direct
+    assert direct == []
+
+
+def test_outputs_of_a_sequence_with_an_inplace_layer_are_still_copied():
+    """Outputs are kept without a copy only where no layer writes in place."""
+    model = _sequential(nn.Sequential)  # conv, batch norm, ReLU(inplace=True), ...
+    got = ActivationCapture(model)(_image(seed=2))
+    assert (got["1"] < 0).any()  # the batch norm's output, before the ReLU rewrote it
+    assert (got["2"] >= 0).all()

@@ -217,7 +217,7 @@ def test_switching_off_changes_the_prediction_and_restore_all_brings_it_back(dig
     assert s.activations() is not first and s.activations() is s.activations()
     changed = s.probabilities()
     expected = _by_hand(model, s.input_tensor(), {"relu2": {unit: 0.0}})["output"]
-    np.testing.assert_allclose(changed, _softmax(expected), rtol=1e-6)
+    np.testing.assert_allclose(changed, _softmax(expected), rtol=1e-5)
     assert changed[target] < original[target]
     s.clamp("fc1", 3, 4.0)
     assert s.interventions.rows() == [("relu2", unit, 0.0), ("fc1", 3, 4.0)]
@@ -247,7 +247,7 @@ def test_the_session_refuses_units_the_model_lacks_and_forgets_them_for_a_new_mo
     assert not s.interventions
     s.set_input(digits[0].numpy().reshape(28, 28), None, "again")
     plain = capture_activations(s.view_model, s.input_tensor())
-    np.testing.assert_allclose(s.probabilities(), _softmax(plain["output"]), rtol=1e-6)
+    np.testing.assert_allclose(s.probabilities(), _softmax(plain["output"]), rtol=1e-5)
 
 
 def test_a_torchscript_model_can_have_units_switched_off(digits, tmp_path):

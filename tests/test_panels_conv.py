@@ -199,7 +199,9 @@ def _assert_maps_match(panel, expected):
     for name in panel.shown_layers():
         maps, mosaic = expected[name][0], panel.layers[name].mosaic
         for ch in range(maps.shape[0]):
-            np.testing.assert_allclose(mosaic.tile(*divmod(ch, mosaic.cols)), maps[ch], atol=1e-6)
+            np.testing.assert_allclose(
+                mosaic.tile(*divmod(ch, mosaic.cols)), maps[ch], rtol=1e-5, atol=1e-6
+            )
 
 
 def test_feature_map_tiles_are_the_layer_outputs_for_the_input(shown, open_session, data):
