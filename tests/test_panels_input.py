@@ -74,6 +74,20 @@ def test_first_test_digit_becomes_the_input_when_none_is_set(qtbot, data):
     assert s.current_input.description == "MNIST test #0"
     assert panel.split.currentText() == "test"
     assert panel.true_label.text() == f"True label: {data.test.labels[0]}"
+    # The picture: each of the 28x28 pixels a square of its grey on black.
+    picture = panel.digit.grab().toImage()
+    side = picture.width() / 28
+    assert picture.height() == picture.width() >= 28 * 5
+    shown = np.array(
+        [
+            [
+                picture.pixelColor(int((c + 0.5) * side), int((r + 0.5) * side)).red()
+                for c in range(28)
+            ]
+            for r in range(28)
+        ]
+    )
+    np.testing.assert_array_equal(shown, data.test.images[0])
     panel.close_panel()
 
 

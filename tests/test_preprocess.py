@@ -337,3 +337,23 @@ def test_a_float_image_with_a_background_below_zero_has_it_taken_away() -> None:
     ink = to_ink(Image.fromarray(drawing))
     assert ink[0, 0] == 0.0
     assert ink[30, 30] == pytest.approx(0.75 / 1.25)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.uint8])
+@pytest.mark.parametrize("n", [1, 2, 5, 1116])
+def test_the_border_median_is_numpys(dtype, n):
+    from nnviz.core.preprocess import _median
+
+    values = (np.random.default_rng(n).random(n) * 255).astype(dtype)
+    assert _median(values) == float(np.median(values))
+
+
+def test_a_drawing_on_black_is_its_own_ink_and_paper_around_grey_ink_is_cut_off():
+    canvas = np.zeros((280, 280), np.uint8)
+    canvas[50:230, 120:160] = 200
+    np.testing.assert_array_equal(to_ink(canvas), canvas / np.float32(255))
+    paper = np.full((40, 40), 0.8, np.float32)  # light grey paper: dark ink on it
+    paper[10:30, 15:25] = 0.9  # lighter than the paper: below the background, no ink
+    paper[12:28, 18:22] = 0.1
+    ink = to_ink(paper)
+    assert ink.min() == 0.0 and ink.max() == pytest.approx(0.875)  # (0.8 - 0.1) / 0.8

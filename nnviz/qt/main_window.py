@@ -89,6 +89,7 @@ class MainWindow(QMainWindow):
         self.runner: TrainingRunner | None = None
         self.documents: Documents | None = None
         self.panels: dict[str, Panel] = {}
+        self._followers: list[Panel] | None = None  # the canvas and the views that follow it
         self.docks: dict[str, QDockWidget] = {}
         self.setAcceptDrops(True)
         self.setDockNestingEnabled(True)
@@ -239,6 +240,7 @@ class MainWindow(QMainWindow):
         dock.visibilityChanged.connect(lambda visible, p=panel: visible and p.mark_stale())
         self.panels[panel.object_name] = panel
         self.docks[panel.object_name] = dock
+        self._followers = None
         return dock
 
     def _action(
@@ -422,14 +424,22 @@ class MainWindow(QMainWindow):
         # model, the loss curve's points) between two moves of a stroke is what made
         # its slowest frames.
         self.runner.hold(HANDS_ON_S)
-        followers = [
-            panel
-            for panel in self.panels.values()
-            if panel.listens_to(self.session.input_changed) or panel.object_name == "canvas"
-        ]
-        for _ in range(3):  # the canvas sets the input; the views then follow it
-            drew = [panel.refresh() for panel in followers]
-            if not any(drew):
+        if self._followers is None:
+            # The canvas first: it sets the input, which the views then follow.
+            self._followers = sorted(
+                (
+                    panel
+                    for panel in self.panels.values()
+                    if panel.listens_to(self.session.input_changed) or panel.object_name == "canvas"
+                ),
+                key=lambda panel: panel.object_name != "canvas",
+            )
+        followers = self._followers
+        for _ in range(3):
+            # Asked again only if shown: a view behind a tab stays stale, and asking it
+            # every round cost a visibility check each time.
+            followers = [panel for panel in followers if not panel.stale or panel.is_shown()]
+            if not any([panel.refresh() for panel in followers]):
                 break
 
     # ----- training ------------------------------------------------------------------

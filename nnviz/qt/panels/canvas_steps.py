@@ -101,6 +101,9 @@ class StepView(QWidget):
         policy.setHeightForWidth(True)  # square: a layout gives it no blank bands
         self.setSizePolicy(policy)
         self.setMinimumSize(self.MINIMUM, self.MINIMUM)
+        # It paints every pixel, the margins beside its square too: its repaint at every
+        # move of a stroke then leaves the widgets beneath it alone.
+        self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
 
     def sizeHint(self) -> QSize:  # noqa: N802 (Qt)
         return QSize(112, 112)
@@ -140,6 +143,8 @@ class StepView(QWidget):
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 (Qt)
         with QPainter(self) as painter:
             square = self.square()
+            if self.width() != self.height():
+                painter.fillRect(self.rect(), self.palette().color(self.backgroundRole()))
             painter.fillRect(square, Qt.GlobalColor.black)
             if self._image is not None:
                 painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self.smooth)

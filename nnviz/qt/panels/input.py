@@ -13,7 +13,7 @@ from typing import ClassVar
 
 import numpy as np
 from PySide6.QtCore import QEvent, QObject, Qt
-from PySide6.QtGui import QColor, QImage, QKeyEvent, QMouseEvent, QPixmap
+from PySide6.QtGui import QColor, QKeyEvent, QMouseEvent
 from PySide6.QtWidgets import (
     QComboBox,
     QFormLayout,
@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 
 from nnviz.core.data import Dataset
 from nnviz.qt.panels.base import Panel
+from nnviz.qt.panels.canvas_steps import StepView
 from nnviz.qt.panels.text_line import TextLine
 from nnviz.state import CurrentInput, Session
 
@@ -75,10 +76,11 @@ class InputPanel(Panel):
         form.addRow("Split", self.split)
         form.addRow("Image", pick)
 
-        self.digit = QLabel()
-        self.digit.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.digit.setFixedSize(28 * DIGIT_SCALE + 4, 28 * DIGIT_SCALE + 4)
-        self.digit.setStyleSheet("background: black;")  # MNIST's own background
+        # Painted, each input pixel a crisp square on MNIST's black: it changes at every
+        # move while a person draws, and a label with a style sheet and a scaled pixmap
+        # cost more and repainted the panel beneath it.
+        self.digit = StepView()
+        self.digit.setFixedSize(28 * DIGIT_SCALE, 28 * DIGIT_SCALE)
         # Painted lines, not labels: while a person draws these change at every move,
         # and a label's new text relaid out the dock and repainted the whole window.
         self.description = TextLine(centred=True)
@@ -231,13 +233,13 @@ class InputPanel(Panel):
         current = self.session.current_input
         if current is None:
             self._shown = None
-            self.digit.clear()
+            self.digit.set_array(None)
             self.description.setText("No input: load some data")
             self.true_label.clear()
             self.prediction.clear()
             return
         if current is not self._shown:
-            self._show_image(current.image)
+            self.digit.set_array(current.image)
             self._shown = current
         self.description.setText(current.description)
         data_names = self.session.data.classes if self.session.data is not None else None
@@ -258,17 +260,3 @@ class InputPanel(Panel):
             colour = (RIGHT_COLOUR if right else WRONG_COLOUR).name()
             text += f" <span style='color:{colour}'>{'✓ right' if right else '✗ wrong'}</span>"
         self.prediction.setText(text)
-
-    def _show_image(self, image: np.ndarray) -> None:
-        pixels = np.ascontiguousarray(np.clip(image * 255.0 + 0.5, 0, 255).astype(np.uint8))
-        h, w = pixels.shape
-        qimage = QImage(pixels.data, w, h, w, QImage.Format.Format_Grayscale8).copy()
-        # Nearest neighbour: each input pixel stays a crisp square, as the model sees it.
-        self.digit.setPixmap(
-            QPixmap.fromImage(qimage).scaled(
-                w * DIGIT_SCALE,
-                h * DIGIT_SCALE,
-                Qt.AspectRatioMode.KeepAspectRatio,
-                Qt.TransformationMode.FastTransformation,
-            )
-        )
