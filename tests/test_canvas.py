@@ -124,6 +124,16 @@ def test_a_vertical_stroke_is_read_as_a_one(qtbot, shown):
     top, left, bottom, right = panel.preprocessed.bbox
     assert top < 40 < 240 < bottom and left < 140 < right and right - left < 40
     np.testing.assert_array_equal(panel.steps.final.array, s.current_input.image)
+    # The ink picture is the drawing: bright on the stroke, black beside it.
+    view = panel.steps.ink
+    picture, square = view.grab().toImage(), view.square()
+
+    def grey_at(row: float, col: float) -> int:
+        x = square.left() + col / CANVAS_SIDE * square.width()
+        y = square.top() + row / CANVAS_SIDE * square.height()
+        return picture.pixelColor(int(x), int(y)).red()
+
+    assert grey_at(140, 140) > 200 and grey_at(140, 60) == 0 and grey_at(140, 220) == 0
 
 
 def test_clear_gives_no_ink_with_the_button_and_with_escape(qtbot, shown):

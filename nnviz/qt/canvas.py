@@ -144,8 +144,9 @@ class DrawingCanvas(QWidget):
         return qimage_to_grey(self._image)
 
     def image(self) -> QImage:
-        """A copy of the backing image (greyscale, white ink on black)."""
-        return self._image.copy()
+        """The backing image (greyscale, white ink on black), implicitly shared: a
+        drawing on either copy detaches it, as with any QImage copy."""
+        return QImage(self._image)
 
     def is_empty(self) -> bool:
         # Asked on every paint: remembered per image (cacheKey changes when it is drawn on).

@@ -286,12 +286,13 @@ class CanvasPanel(Panel):
     def _set_input_from_drawing(self) -> None:
         """Preprocess the canvas once and make it every view's input."""
         try:
+            picture = self.canvas.image()
             pre = preprocess_drawing(self.canvas.pixels())
         except NnvizError as exc:
             self.session.report_error(f"Cannot read the drawing: {exc}")
             return
         self.preprocessed = pre
-        self.steps.show_steps(pre)
+        self.steps.show_steps(pre, picture)  # the ink is the canvas's picture
         if not pre.has_ink and not self.drawing_is_current():
             return  # wiping the canvas does not take the views from a sample the user picked
         if pre.has_ink:

@@ -114,10 +114,12 @@ class StepView(QWidget):
     def heightForWidth(self, width: int) -> int:  # noqa: N802 (Qt)
         return max(width, self.MINIMUM)
 
-    def set_array(self, array: np.ndarray | None) -> None:
+    def set_array(self, array: np.ndarray | None, picture: QImage | None = None) -> None:
+        """Show ``array`` (float in [0, 1]); ``picture``, if given, is that array already
+        as an 8-bit grey image (the canvas's own), shown as it is."""
         self.array = None if array is None else np.asarray(array, np.float32)
-        self._image = None
-        if self.array is not None:
+        self._image = picture if self.array is not None else None
+        if self.array is not None and picture is None:
             # In place: the ink is 280x280 and changes at every move of a stroke.
             grey = self.array * np.float32(255)
             grey += np.float32(0.5)
@@ -226,9 +228,11 @@ class PreprocessingSteps(QWidget):
         self.show_steps(None)
 
     # ----- content -----------------------------------------------------------------------
-    def show_steps(self, pre: Preprocessed | None) -> None:
-        """Show how ``pre`` was made (None or no ink: the ink alone, the rest empty)."""
-        self.ink.set_array(None if pre is None else pre.ink)
+    def show_steps(self, pre: Preprocessed | None, ink: QImage | None = None) -> None:
+        """Show how ``pre`` was made (None or no ink: the ink alone, the rest empty).
+        ``ink``: its ink as an 8-bit grey image, when the caller has one (the canvas):
+        converting the 280x280 floats back was most of the cost of the ink picture."""
+        self.ink.set_array(None if pre is None else pre.ink, ink)
         self.ink.box = None
         if pre is None or not pre.has_ink:
             for view in (self.scaled, self.centred, self.final):
