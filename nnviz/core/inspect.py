@@ -149,6 +149,7 @@ class _Layers:
     # Exported graphs have their mode baked in (and refuse .eval()); their runner
     # switches the mode-dependent ops off instead.
     switch_mode: bool = True
+    modules: tuple[nn.Module, ...] = ()  # every module of a plain model, for the mode switch
     # The layers whose outputs can be had, in execution order where known (TorchScript
     # cannot give those called inside control flow); all of ``types`` when None.
     order: list[str] | None = None
@@ -278,7 +279,8 @@ def _run(
     """Run ``layers.run`` on ``x`` moved to the model's device/dtype, in eval mode."""
     x = x.to(**_device_and_dtype(model))
     try:
-        with _eval_mode(model) if layers.switch_mode else nullcontext(), torch.inference_mode():
+        mode = _eval_mode(model, layers.modules) if layers.switch_mode else nullcontext()
+        with mode, torch.inference_mode():
             return layers.run(x, names, edits)
     except (RuntimeError, AssertionError) as exc:
         # Mostly an input of a shape the model was not made for (or a failed guard).
@@ -302,9 +304,10 @@ def _device_and_dtype(model: Any) -> dict[str, Any]:
 
 
 @contextmanager
-def _eval_mode(model: nn.Module) -> Iterator[None]:
-    """Eval mode for the pass; every submodule gets back its own previous mode."""
-    modes = [(m, m.training) for m in model.modules()]
+def _eval_mode(model: nn.Module, modules: Iterable[nn.Module] = ()) -> Iterator[None]:
+    """Eval mode for the pass; every submodule gets back its own previous mode.
+    ``modules``: all of the model's, when the caller has them (a walk fewer)."""
+    modes = [(m, m.training) for m in (modules or model.modules())]
     # eval() walks the model again and sets every module's flag; a model already in
     # eval mode (the views' copy) skips that.
     if any(training for _, training in modes):
@@ -368,6 +371,7 @@ def _module_layers(model: nn.Module, direct_conv: bool = False) -> _Layers:
     return _Layers(
         types={n: type(m).__name__ for n, m in leaves.items()},
         run=partial(_run_hooks, modules, sequence, keep, direct_conv),
+        modules=tuple(modules.values()),
         count_params=count_params,
         # Any module may be asked for by name (a block's output), not only leaves.
         extra_names=frozenset(modules),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from html import unescape
 
-from PySide6.QtCore import QEvent, QSize, Qt
+from PySide6.QtCore import QEvent, QPointF, QSize, Qt
 from PySide6.QtGui import (
     QColor,
     QFont,
@@ -17,6 +17,7 @@ from PySide6.QtGui import (
     QPainter,
     QPaintEvent,
     QPalette,
+    QStaticText,
 )
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
@@ -37,7 +38,11 @@ class TextLine(QWidget):
         super().__init__(parent)
         self._text = ""
         self.centred = centred
+        self._laid_out: dict[tuple[str, bool], QStaticText] = {}  # runs, laid out once
         self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        # It paints its whole rectangle: a new text repaints this line, not the panel
+        # beneath it too.
+        self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
         self._fit_height()
 
     def _fit_height(self) -> None:
@@ -45,6 +50,7 @@ class TextLine(QWidget):
 
     def changeEvent(self, event: QEvent) -> None:  # noqa: N802 (Qt)
         if event.type() == QEvent.Type.FontChange:
+            self._laid_out.clear()
             self._fit_height()
         super().changeEvent(event)
 
@@ -90,19 +96,50 @@ class TextLine(QWidget):
             runs.append((unescape(self._text[at:]), bold, colours[-1] if colours else None))
         return runs
 
+    def _static(self, words: str, bold: bool) -> QStaticText:
+        """A run laid out once: the prediction's words change at every move of a stroke,
+        but they come back again and again ("Prediction: ", "7", " (98.2%)")."""
+        key = (words, bold)
+        static = self._laid_out.get(key)
+        if static is None:
+            if len(self._laid_out) > 4000:  # every "(x.y%)" fits many times over
+                self._laid_out.clear()
+            font = QFont(self.font())
+            font.setBold(bold)
+            static = QStaticText(words)
+            static.setTextFormat(Qt.TextFormat.PlainText)
+            static.prepare(font=font)
+            self._laid_out[key] = static
+        return static
+
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 (Qt)
         with QPainter(self) as painter:
+            painter.fillRect(self.rect(), self.palette().color(self.backgroundRole()))
             ink = self.palette().color(QPalette.ColorRole.WindowText)
+            runs = self.runs()
+            statics = [self._static(words, bold) for words, bold, _ in runs]
+            room = self.width()
+            total = sum(static.size().width() for static in statics)
+            if total <= room:  # the usual case: laid-out runs, one after the other
+                x = (room - total) / 2 if self.centred else 0.0
+                for (_, bold, colour), static in zip(runs, statics, strict=True):
+                    font = QFont(self.font())
+                    font.setBold(bold)
+                    painter.setFont(font)
+                    painter.setPen(colour or ink)
+                    y = (self.height() - static.size().height()) / 2
+                    painter.drawStaticText(QPointF(x, y), static)
+                    x += static.size().width()
+                return
+            # Too long: elided run by run, at the common baseline.
             metrics = self.fontMetrics()
             baseline = (self.height() + metrics.ascent() - metrics.descent()) // 2
             parts = []
-            for words, bold, colour in self.runs():
+            for words, bold, colour in runs:
                 font = QFont(self.font())
                 font.setBold(bold)
                 parts.append((words, font, QFontMetrics(font), colour or ink))
-            room = self.width()
-            total = sum(m.horizontalAdvance(words) for words, _, m, _ in parts)
-            x = max(0, (room - total) // 2) if self.centred else 0
+            x = 0
             for words, font, m, colour in parts:
                 shown = m.elidedText(words, Qt.TextElideMode.ElideRight, room - x)
                 painter.setFont(font)
