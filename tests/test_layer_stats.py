@@ -249,6 +249,20 @@ def test_trainer_reports_statistics_at_a_low_rate_and_none_when_off(small_mnist)
     _, events = run(3600.0)  # statistics of the first step, then not within an hour
     assert [e.step for e in events if isinstance(e, LayerStats)] == [1]
 
+    # Held (a person draws): none while held, then at the next step after.
+    cfg = TrainConfig(batch_size=32, epochs=1, seed=3, stats_interval_s=1e-9)
+    waiting = Trainer(build_model(get_spec("lenet"), seed=3), small_mnist, cfg)
+    steps_run = waiting.steps()
+    next(steps_run)
+    waiting.hold_statistics(3600.0)
+    for _ in range(3):
+        next(steps_run)
+    waiting.hold_statistics(0.0)
+    next(steps_run)
+    held = [e.step for e in waiting.poll() if isinstance(e, LayerStats)]
+    assert held == [1, 5]
+    steps_run.close()
+
     off, events = run(None)
     assert not any(isinstance(e, LayerStats) for e in events)
     assert sum(isinstance(e, StepReport) for e in events) == len(steps)

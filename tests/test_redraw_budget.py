@@ -94,6 +94,8 @@ def test_training_news_waits_while_a_person_draws(window, qtbot):
     first = window.session.snapshot
     qtbot.waitUntil(lambda: window.session.snapshot is not first, timeout=5000)  # 3 a second
     window.runner.hold(1.0)
+    # ... and the trainer leaves out the layer statistics nothing would show meanwhile.
+    assert window.runner.trainer._stats_wait_until > time.perf_counter() + 0.5
     held = window.session.snapshot
     qtbot.wait(700)  # two snapshots' time: none is taken in
     assert window.session.snapshot is held

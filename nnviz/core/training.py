@@ -176,6 +176,7 @@ class Trainer:
         self._running.set()
         self._wake = threading.Event()  # interrupts a paced sleep
         self._steps_allowed = 0  # single steps granted while paused
+        self._stats_wait_until = 0.0  # see hold_statistics (perf_counter time)
         self._pending: dict[str, float | None] = {}
         self._optimizer_steps = 0  # updates applied by this trainer (readers check freshness)
         self.status = "idle"
@@ -216,6 +217,14 @@ class Trainer:
             raise NnvizError("weight decay cannot be negative")
         with self._lock:
             self._pending["weight_decay"] = float(wd)
+
+    def hold_statistics(self, seconds: float) -> None:
+        """Collect no layer statistics for ``seconds``: whoever shows them is busy (a
+        person is drawing, and the window takes no news meanwhile). Collecting them
+        holds the GIL for about 3 ms of numpy work on small arrays, which the window's
+        thread then waits out. The next collection comes as soon as the wait is over.
+        """
+        self._stats_wait_until = time.perf_counter() + seconds  # one float: no lock
 
     def set_pace(self, steps_per_second: float | None) -> None:
         """None or 0 trains as fast as possible."""
@@ -345,7 +354,9 @@ class Trainer:
                     # Statistics a few times a second, never per step: the gradients of
                     # this step are still in .grad and `backup` holds the weights before it.
                     if stats is not None and (
-                        self.paused or now - last_stats >= cfg.stats_interval_s
+                        self.paused
+                        or now - last_stats >= cfg.stats_interval_s
+                        and now >= self._stats_wait_until
                     ):
                         self._emit(stats.collect(step, epoch, backup))
                         last_stats = now

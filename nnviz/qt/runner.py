@@ -130,8 +130,11 @@ class TrainingRunner(QObject):
 
     def hold(self, seconds: float) -> None:
         """Take no news from the trainer for ``seconds`` (a person is drawing); the
-        trainer goes on, and what it reported is taken in after."""
+        trainer goes on, and what it reported is taken in after. It leaves out the
+        layer statistics meanwhile: nothing would show them, and they cost the GIL."""
         self._hold_until = time.perf_counter() + seconds
+        if self.trainer is not None:
+            self.trainer.hold_statistics(seconds)
 
     def _tick(self) -> None:
         now = time.perf_counter()
