@@ -66,8 +66,7 @@ class TrainingStatusBar(QStatusBar):
         # Fixed, not a TextLine's usual Ignored: the bar's layout otherwise squeezed the
         # fields to nothing and they overlapped.
         line.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
-        line.setAutoFillBackground(True)  # opaque: the bar beneath is not repainted
-        return line
+        return line  # opaque (a TextLine paints its whole rectangle): the bar stays put
 
     def _reset(self) -> None:
         self._last = None

@@ -18,18 +18,17 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from pyqtgraph.graphicsItems.ScatterPlotItem import Symbols
 from PySide6.QtCore import QPoint, QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import (
     QColor,
     QImage,
     QMouseEvent,
     QPainter,
-    QPainterPath,
     QPaintEvent,
     QPen,
     QPixmap,
     QResizeEvent,
-    QTransform,
 )
 from PySide6.QtWidgets import QWidget
 
@@ -40,7 +39,6 @@ COLUMNS = 16  # cells per row: 128 units -> 8 rows of 16
 CELL_PX = 8  # image pixels per cell, the last row and column of each a transparent gap
 CAPTION_PX = 20  # a caption's line above its strip, in screen pixels at any size
 LAYER_GAP = 0.6  # between one strip and the next caption, in cells
-MARKER_SIZE = 0.8  # a marker's width, in cells
 
 
 @dataclass
@@ -73,22 +71,6 @@ def new_strip(layer: LayerInfo, caption: str, units: int) -> Strip:
     return Strip(layer, caption, rows, cols, colours, image)
 
 
-def _cross() -> QPainterPath:
-    """An X as one filled outline, one unit across (the look of pyqtgraph's "x" symbol,
-    which the other panels' markers use)."""
-    path = QPainterPath()
-    arm, half = 0.5, 0.1  # arm length and half the stroke width, before the 45° turn
-    points = [
-        (-half, -arm), (half, -arm), (half, -half), (arm, -half), (arm, half), (half, half),
-        (half, arm), (-half, arm), (-half, half), (-arm, half), (-arm, -half), (-half, -half),
-    ]  # fmt: skip
-    path.moveTo(*points[0])
-    for x, y in points[1:]:
-        path.lineTo(x, y)
-    path.closeSubpath()
-    return QTransform().rotate(45).map(path)
-
-
 class ActivationCells(QWidget):
     """The strips, their captions, a message when there are none, and markers on the
     cells that are switched off or clamped."""
@@ -97,14 +79,12 @@ class ActivationCells(QWidget):
     left = Signal()  # the mouse left the widget
     pressed = Signal(QPointF, Qt.MouseButton, QPoint)  # cell point, button, global position
 
-    _CROSS = _cross()
-
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.strips: list[Strip] = []
         self.message = ""  # shown when there are no strips
         self.marked: dict[object, float] = {}  # (layer, unit) -> value, as UnitMarkers has
-        self._spots: list[tuple[float, float, float]] = []  # x, y (cell centre), value
+        self._spots: list[tuple[float, float, float, float]] = []  # x, y, size, value
         self.scale = 2.0  # pixels per cell
         self._x0 = 0.0  # where cell x 0 is, in pixels
         self._background, self._text = QColor(255, 255, 255), QColor(0, 0, 0)
@@ -134,11 +114,11 @@ class ActivationCells(QWidget):
         return self._background
 
     def show_units(self, spots: Iterable[tuple[object, float, float, float, float]]) -> None:
-        """Mark (key, x, y, size, value) spots, in cell coordinates (x, y: the cell's
-        centre); the size is MARKER_SIZE for every one, so it is not used."""
+        """Mark (key, x, y, size, value) spots, as ``UnitMarkers.show_units`` does: x, y
+        the cell's centre and size the marker's width, in cell coordinates."""
         spots = list(spots)
         self.marked = {key: value for key, _, _, _, value in spots}
-        self._spots = [(x, y, value) for _, x, y, _, value in spots]
+        self._spots = [(x, y, size, value) for _, x, y, size, value in spots]
         self.update()
 
     # ----- geometry ----------------------------------------------------------------------
@@ -215,18 +195,18 @@ class ActivationCells(QWidget):
                 self._draw_markers(painter)
 
     def _draw_markers(self, painter: QPainter) -> None:
-        """An X where a unit is switched off, a square ring where it is clamped."""
+        """An X where a unit is switched off, a square ring where it is clamped: the
+        symbols ``UnitMarkers`` draws in the other panels."""
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        side = MARKER_SIZE * self.scale
-        for x, y, value in self._spots:
-            centre = self.to_widget(QPointF(x, y))
+        for x, y, size, value in self._spots:
+            centre, side = self.to_widget(QPointF(x, y)), size * self.scale
             if value == 0.0:
                 painter.save()
                 painter.translate(centre)
                 painter.scale(side, side)
                 painter.setPen(QPen(self._outline, 0))  # cosmetic: 1 px at any scale
                 painter.setBrush(MARKER_COLOUR)
-                painter.drawPath(self._CROSS)
+                painter.drawPath(Symbols["x"])
                 painter.restore()
             else:
                 painter.setPen(QPen(MARKER_COLOUR, 3))

@@ -96,6 +96,11 @@ class TextLine(QWidget):
             runs.append((unescape(self._text[at:]), bold, colours[-1] if colours else None))
         return runs
 
+    def _font(self, bold: bool) -> QFont:
+        font = QFont(self.font())
+        font.setBold(bold)
+        return font
+
     def _static(self, words: str, bold: bool) -> QStaticText:
         """A run laid out once: the prediction's words change at every move of a stroke,
         but they come back again and again ("Prediction: ", "7", " (98.2%)")."""
@@ -104,11 +109,9 @@ class TextLine(QWidget):
         if static is None:
             if len(self._laid_out) > 4000:  # every "(x.y%)" fits many times over
                 self._laid_out.clear()
-            font = QFont(self.font())
-            font.setBold(bold)
             static = QStaticText(words)
             static.setTextFormat(Qt.TextFormat.PlainText)
-            static.prepare(font=font)
+            static.prepare(font=self._font(bold))
             self._laid_out[key] = static
         return static
 
@@ -123,9 +126,7 @@ class TextLine(QWidget):
             if total <= room:  # the usual case: laid-out runs, one after the other
                 x = (room - total) / 2 if self.centred else 0.0
                 for (_, bold, colour), static in zip(runs, statics, strict=True):
-                    font = QFont(self.font())
-                    font.setBold(bold)
-                    painter.setFont(font)
+                    painter.setFont(self._font(bold))
                     painter.setPen(colour or ink)
                     y = (self.height() - static.size().height()) / 2
                     painter.drawStaticText(QPointF(x, y), static)
@@ -136,8 +137,7 @@ class TextLine(QWidget):
             baseline = (self.height() + metrics.ascent() - metrics.descent()) // 2
             parts = []
             for words, bold, colour in runs:
-                font = QFont(self.font())
-                font.setBold(bold)
+                font = self._font(bold)
                 parts.append((words, font, QFontMetrics(font), colour or ink))
             x = 0
             for words, font, m, colour in parts:
