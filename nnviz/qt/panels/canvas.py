@@ -38,7 +38,7 @@ from nnviz.qt.panels.base import Panel
 from nnviz.qt.panels.canvas_files import IMAGE_FILTER, mime_ink, qimage_to_ink, save_drawing
 from nnviz.qt.panels.canvas_steps import FittingLabel, PreprocessingSteps
 from nnviz.qt.panels.prediction_bars import PredictionBars
-from nnviz.qt.panels.text_line import TextLine, plain_text
+from nnviz.qt.panels.text_line import TextLine
 from nnviz.state import CurrentInput, Session
 
 DRAWING = "your drawing"  # the input's description while the drawing is current
@@ -280,7 +280,6 @@ class CanvasPanel(Panel):
         self.use_sample_action.setEnabled(current is not None and not mine)
         self.show_mine.setVisible(not mine and self.preprocessed.has_ink)
         self.status.set_forms(*self._status_text(current, mine))
-        self.status.setToolTip(plain_text(self.status.forms[0]))
         self._show_prediction(mine)
 
     def _set_input_from_drawing(self) -> None:
