@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import fx, nn
+from torch.nn.modules import module as torch_module
 
 from nnviz.core import graph_capture
 from nnviz.core.errors import NnvizError
@@ -449,9 +450,7 @@ def _call_layer(layer: nn.Module, x: torch.Tensor) -> Any:
 
 def _global_module_hooks() -> bool:
     """Whether any ``register_module_forward_(pre_)hook`` is in place."""
-    from torch.nn.modules import module
-
-    return bool(module._global_forward_hooks or module._global_forward_pre_hooks)
+    return bool(torch_module._global_forward_hooks or torch_module._global_forward_pre_hooks)
 
 
 def _run_hooks(

@@ -437,9 +437,12 @@ class MainWindow(QMainWindow):
         followers = self._followers
         for _ in range(3):
             # Asked again only if shown: a view behind a tab stays stale, and asking it
-            # every round cost a visibility check each time.
-            followers = [panel for panel in followers if not panel.stale or panel.is_shown()]
-            if not any([panel.refresh() for panel in followers]):
+            # every round cost a visibility check each time. One found stale and shown
+            # here is not asked again by its refresh (force); one that goes stale during
+            # the round (the canvas sets the input) is asked there.
+            checked = [(p, p.stale) for p in followers if not p.stale or p.is_shown()]
+            followers = [panel for panel, _ in checked]
+            if not any([panel.refresh(force=seen) for panel, seen in checked]):
                 break
 
     # ----- training ------------------------------------------------------------------

@@ -118,7 +118,7 @@ class StepView(QWidget):
 
     def set_array(self, array: np.ndarray | None, picture: QImage | None = None) -> None:
         """Show ``array`` (float in [0, 1]); ``picture``, if given, is that array already
-        as an 8-bit grey image (the canvas's own), shown as it is."""
+        as an 8-bit grey image (the canvas's own), used instead of converting it back."""
         self.array = None if array is None else np.asarray(array, np.float32)
         self._image = picture if self.array is not None else None
         if self.array is not None and picture is None:
