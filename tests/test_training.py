@@ -161,6 +161,36 @@ def test_watchable_pace(small_mnist):
     assert 10 <= trainer.history.last_step <= 30
 
 
+def test_a_paced_runs_rate_is_its_pace_and_time_paused_does_not_count(small_mnist):
+    """The status bar's samples/s (and so its "epoch ends in") comes from the reports: at a
+    watchable pace they must give the pace's rate, not the rate of the steps alone."""
+    pace, batch = 40, 32
+    trainer = _trainer(small_mnist, epochs=1000, steps_per_second=pace, batch_size=batch)
+    thread = threading.Thread(target=trainer.run)
+    thread.start()
+    try:
+        assert _wait(lambda: trainer.history.last_step >= 25)
+        paced = [e for e in trainer.poll() if isinstance(e, StepReport)][-1].samples_per_s
+        # The steps alone run mlp-3b1b at tens of thousands of samples a second here.
+        assert 0.6 * pace * batch < paced < 1.5 * pace * batch, paced
+        trainer.pause()
+        assert _wait(lambda: trainer.status == "paused")
+        trainer.poll()  # the steps before the pause
+        for _ in range(10):  # single steps, far slower than the pace
+            at = trainer.history.last_step
+            trainer.step_once()
+            assert _wait(lambda at=at: trainer.history.last_step == at + 1)
+            time.sleep(0.1)
+        alone = [e for e in trainer.poll() if isinstance(e, StepReport)]
+        assert len(alone) == 10
+        assert all(0.6 * pace * batch < r.samples_per_s < 1.5 * pace * batch for r in alone), [
+            r.samples_per_s for r in alone
+        ]
+    finally:
+        trainer.stop()
+        thread.join(5)
+
+
 def test_nan_loss_stops_with_a_reason_and_keeps_good_weights(small_mnist):
     trainer = _trainer(small_mnist, "mlp", optimizer="sgd", lr=1e12, momentum=0.0, epochs=3)
     finished = trainer.run()
