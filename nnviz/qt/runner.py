@@ -23,6 +23,8 @@ POLL_INTERVAL_MS = 33  # at most 30 GUI updates a second
 # about once a second each, and taking the news 30 times a second cost a fifth of that
 # share (16 ms a second beside lenet): it is taken 10 times a second then.
 FLAT_OUT_POLL_S = 0.1
+# A trainer that reports its end has only to return from its thread (microseconds).
+THREAD_END_WAIT_MS = 1000
 
 
 class _TrainingThread(QThread):
@@ -150,15 +152,21 @@ class TrainingRunner(QObject):
         trainer, thread = self.trainer, self._thread
         if trainer is None or thread is None:
             return
-        done = thread.isFinished()
+        # A trainer that has ended is only returning from its thread: wait for that, so
+        # the run is over (not active) before the Session hears its final status. Else
+        # that status reached the window while the run still looked active, and Open,
+        # Custom architecture and the Data menu stayed off until Stop was pressed.
+        ended = trainer.status in (COMPLETED, STOPPED, FAILED)
+        done = thread.isFinished() or (ended and thread.wait(THREAD_END_WAIT_MS))
         events = trainer.poll()
         snapshot = trainer.latest_snapshot()
+        if done:
+            self._timer.stop()
+            thread.wait()
+            self._thread = None
         self.session.publish(snapshot, events)
         if not done:
             return
-        self._timer.stop()
-        thread.wait()
-        self._thread = None
         outcome = trainer.finished
         if thread.crash is not None:
             self.session.set_status(FAILED)
