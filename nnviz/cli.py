@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,20 @@ from nnviz import __version__
 MNIST_CREDIT = (
     "MNIST is by Yann LeCun, Corinna Cortes and Christopher J.C. Burges, "
     "under the Creative Commons Attribution-Share Alike 3.0 license."
+)
+
+
+# predict and eval answer with a model's weights: a bare preset name would be random ones.
+SAMPLES = ("lenet", "mlp", "mlp-3b1b")  # the trained models shipped in nnviz.sample_models
+MODEL_TO_RUN = (
+    "a .nnviz, .pt2 or TorchScript file, or a model name: lenet, mlp or mlp-3b1b "
+    "(the trained samples), cnn (untrained)"
+)
+TRAINED_NAMES = (
+    "The names lenet, mlp and mlp-3b1b mean the trained sample models shipped with nnviz "
+    "(the files in nnviz/sample_models). Any other preset (cnn) or a spec .json is an "
+    "untrained network with random weights: a note says so on stderr, and --json output "
+    'has "untrained": true.'
 )
 
 
@@ -64,13 +79,23 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("model", help="a preset name or a .nnviz, .pt2 or TorchScript file")
     s.add_argument("--json", action="store_true", help="print one JSON object")
 
-    pr = sub.add_parser("predict", help="classify drawings (PNG/JPG of any size)")
-    pr.add_argument("model")
+    pr = sub.add_parser(
+        "predict",
+        help="classify drawings (PNG/JPG of any size)",
+        description="Classify drawings (PNG/JPG of any size).",
+        epilog=TRAINED_NAMES,
+    )
+    pr.add_argument("model", help=MODEL_TO_RUN)
     pr.add_argument("images", nargs="+", metavar="IMAGE")
     pr.add_argument("--json", action="store_true", help="print a JSON list")
 
-    e = sub.add_parser("eval", help="accuracy and confusion matrix on the test set")
-    e.add_argument("model")
+    e = sub.add_parser(
+        "eval",
+        help="accuracy and confusion matrix on the test set",
+        description="Accuracy and confusion matrix on the test set.",
+        epilog=TRAINED_NAMES,
+    )
+    e.add_argument("model", help=MODEL_TO_RUN)
     e.add_argument("--data", default="mnist", help="mnist (default), fashion-mnist, or a folder")
     e.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -139,8 +164,7 @@ def _train(args: argparse.Namespace) -> int:
     from nnviz.core.training import TrainConfig, Trainer
 
     out = Path(args.out)
-    if out.suffix != ".nnviz":
-        raise CliError(f"--out must end in .nnviz, not {out.name!r}")
+    _check_destination(out)
     spec = get_spec(args.model)
     config = TrainConfig(
         optimizer=args.optimizer,
@@ -212,10 +236,52 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_destination(out: Path) -> None:
+    """Refuse an --out the model could not be saved to, before any training is done."""
+    if out.suffix != ".nnviz":
+        raise CliError(f"--out must end in .nnviz, not {out.name!r}")
+    if out.is_dir():
+        raise CliError(f"--out {out} is a folder; give a file name ending in .nnviz")
+    folder = out.parent
+    if not folder.is_dir():
+        what = "is not a folder" if folder.exists() else "does not exist"
+        raise CliError(f"cannot save to {out}: the folder {folder} {what}")
+    if out.exists() and not os.access(out, os.W_OK):
+        raise CliError(f"cannot save to {out}: the file is read-only")
+    # What the save will do: make a file beside the destination (the atomic writer's
+    # temporary file). Trying it is the one check that also finds read-only disks.
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=f".{out.name}.", suffix=".tmp"):
+            pass
+    except OSError as exc:
+        raise CliError(
+            f"cannot save to {out}: cannot write in {folder} ({exc.strerror or exc})"
+        ) from exc
+
+
 def _load(source: str) -> Any:
     from nnviz.core.modelfile import load_model
 
     return load_model(source)
+
+
+def _load_to_run(source: str) -> tuple[Any, bool]:
+    """The model predict and eval run, and whether its weights are random.
+
+    A sample's name (lenet, mlp, mlp-3b1b) means the trained sample, not its untrained
+    preset: ``nnviz predict lenet`` once answered with random weights (11%, exit 0). An
+    existing file of that name is still the file.
+    """
+    from importlib.resources import files
+
+    if source in SAMPLES and not Path(source).exists():
+        return _load(str(files("nnviz.sample_models") / f"{source}.nnviz")), False
+    loaded = _load(source)
+    untrained = loaded.kind in ("preset", "spec")
+    if untrained:
+        what = "preset" if loaded.kind == "preset" else "architecture"
+        print(f"nnviz: note: '{source}' is an untrained {what} (random weights)", file=sys.stderr)
+    return loaded, untrained
 
 
 def _summary(args: argparse.Namespace) -> int:
@@ -237,21 +303,26 @@ def _predict(args: argparse.Namespace) -> int:
     from nnviz.core.evaluate import predict_probabilities
     from nnviz.core.preprocess import load_image, preprocess_drawing
 
-    loaded = _load(args.model)
-    results = []
+    loaded, untrained = _load_to_run(args.model)
+    results: list[dict[str, Any]] = []
     for name in args.images:
         prep = preprocess_drawing(load_image(name))
         if not prep.has_ink:
             results.append(
                 {"file": name, "prediction": None, "probabilities": None, "note": "no ink"}
             )
-            continue
-        x = torch.from_numpy(prep.image).reshape(1, 1, 28, 28)
-        probs = predict_probabilities(loaded.module, x)[0]
-        best = int(probs.argmax())
-        results.append(
-            {"file": name, "prediction": best, "probabilities": [round(float(p), 6) for p in probs]}
-        )
+        else:
+            x = torch.from_numpy(prep.image).reshape(1, 1, 28, 28)
+            probs = predict_probabilities(loaded.module, x)[0]
+            results.append(
+                {
+                    "file": name,
+                    "prediction": int(probs.argmax()),
+                    "probabilities": [round(float(p), 6) for p in probs],
+                }
+            )
+        if untrained:
+            results[-1]["untrained"] = True
     if args.json:
         _print_json(results)
         return 0
@@ -268,14 +339,19 @@ def _eval(args: argparse.Namespace) -> int:
     from nnviz.core.data import load_splits
     from nnviz.core.evaluate import evaluate
 
-    loaded = _load(args.model)
+    loaded, untrained = _load_to_run(args.model)
     data = load_splits(args.data, n_val=0)
     dataset = data.evaluation_set()
     result = evaluate(loaded.module, dataset)
     if args.json:
-        _print_json(
-            {"accuracy": result.accuracy, "n": result.n, "confusion": result.confusion.tolist()}
-        )
+        report = {
+            "accuracy": result.accuracy,
+            "n": result.n,
+            "confusion": result.confusion.tolist(),
+        }
+        if untrained:
+            report["untrained"] = True
+        _print_json(report)
         return 0
     print(
         f"{loaded.display_name} on {dataset.name}: accuracy {result.accuracy:.4f} "

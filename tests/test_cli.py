@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from importlib.resources import files
@@ -172,3 +173,108 @@ def _script(name):
     from pathlib import Path
 
     return Path(sys.executable).with_name(name)
+
+
+# ----- a model name means trained weights, or says it has none -----------------------------
+def _digit_pngs(tmp_path, count):
+    test = load_dataset("mnist", "test")
+    paths = []
+    for i in range(count):
+        path = tmp_path / f"digit{i}.png"
+        Image.fromarray(255 - test.images[i]).resize((112, 112)).save(path)
+        paths.append(str(path))
+    return paths, [int(v) for v in test.labels[:count]]
+
+
+def _idx(array):
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(
+        int(n).to_bytes(4, "big") for n in array.shape
+    )
+    return header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
+
+
+def test_a_sample_name_predicts_and_evaluates_with_the_trained_sample(capsys, tmp_path):
+    paths, labels = _digit_pngs(tmp_path, 10)
+    code, out, err = _run(capsys, "predict", "lenet", *paths, "--json")
+    assert code == 0 and err == ""
+    by_name = json.loads(out)
+    code, out, _ = _run(capsys, "predict", _sample("lenet"), *paths, "--json")
+    assert by_name == json.loads(out)  # the very same answers as the shipped file
+    assert [r["prediction"] for r in by_name] == labels
+    assert all("untrained" not in r for r in by_name)
+    code, out, err = _run(capsys, "eval", "mlp", "--json")
+    assert code == 0 and err == ""
+    report = json.loads(out)
+    assert report["accuracy"] >= 0.975 and "untrained" not in report  # the sample's figure
+
+
+def test_a_preset_without_a_sample_says_it_is_untrained(capsys, tmp_path):
+    paths, _ = _digit_pngs(tmp_path, 3)
+    note = "nnviz: note: 'cnn' is an untrained preset (random weights)"
+    code, out, err = _run(capsys, "predict", "cnn", *paths, "--json")
+    assert code == 0 and err.strip() == note
+    results = json.loads(out)
+    assert len(results) == 3 and all(r["untrained"] is True for r in results)
+    code, out, err = _run(capsys, "predict", "cnn", paths[0])
+    assert code == 0 and err.strip() == note and out.startswith(paths[0])
+    folder = tmp_path / "few"
+    folder.mkdir()
+    test = load_dataset("mnist", "test")
+    (folder / "t10k-images-idx3-ubyte").write_bytes(_idx(test.images[:100]))
+    (folder / "t10k-labels-idx1-ubyte").write_bytes(_idx(test.labels[:100]))
+    code, out, err = _run(capsys, "eval", "cnn", "--data", str(folder), "--json")
+    assert code == 0 and err.strip() == note
+    report = json.loads(out)
+    assert report["untrained"] is True and report["n"] == 100
+
+
+def test_summary_of_a_preset_name_is_still_the_preset(capsys):
+    code, out, err = _run(capsys, "summary", "lenet")
+    assert code == 0 and err == ""
+    assert out.splitlines()[0] == "lenet"  # the preset's name, not the sample's file
+    assert "conv1" in out and "28,886" in out
+
+
+# ----- train checks where it will save before it trains -------------------------------------
+def _train_to(capsys, out):
+    # Data that cannot be loaded: an error about it would mean the destination was
+    # checked only after the data (and so after training would have started).
+    return _run(
+        capsys, "train", "--model", "mlp", "--data", "/no/such/data", "--quiet", "--out", out
+    )
+
+
+@pytest.mark.parametrize(
+    ("out", "words"),
+    [
+        ("{tmp}/no/such/dir/x.nnviz", "does not exist"),
+        ("{tmp}/notes.txt/x.nnviz", "is not a folder"),
+        ("{tmp}/folder.nnviz", "is a folder"),
+    ],
+)
+def test_train_refuses_a_destination_it_cannot_save_to_before_training(
+    capsys, tmp_path, out, words
+):
+    (tmp_path / "notes.txt").write_text("a file, not a folder")
+    (tmp_path / "folder.nnviz").mkdir()
+    code, stdout, err = _train_to(capsys, out.format(tmp=tmp_path))
+    assert code == 1 and stdout == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("nnviz: error: ") and words in lines[0], err
+    assert "/no/such/data" not in err
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write into read-only files and folders")
+def test_train_refuses_a_read_only_destination(capsys, tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    kept = tmp_path / "kept.nnviz"
+    kept.write_bytes(b"a model someone keeps")
+    kept.chmod(0o444)
+    try:
+        for out, words in ((locked / "x.nnviz", "cannot write in"), (kept, "read-only")):
+            code, _, err = _train_to(capsys, str(out))
+            assert code == 1 and words in err and len(err.strip().splitlines()) == 1, err
+    finally:
+        locked.chmod(0o755)
