@@ -13,6 +13,7 @@ from PySide6.QtGui import QColor, QPalette
 
 from nnviz.core.modelfile import load_model
 from nnviz.core.training import TrainConfig, Trainer
+from nnviz.qt import colours
 from nnviz.qt.panels.feature_maps import FeatureMapsPanel
 from nnviz.qt.panels.filters import FiltersPanel
 
@@ -213,11 +214,11 @@ def test_feature_map_tiles_are_the_layer_outputs_for_the_input(shown, open_sessi
     _assert_maps_match(panel, expected)
     conv1, relu1 = panel.layers["conv1"], panel.layers["relu1"]
     assert (conv1.mosaic.rows, conv1.mosaic.cols) == (2, 3)
-    # Signed maps: levels symmetric about zero on the diverging map; ReLU maps from zero.
+    # Signed maps: levels symmetric about zero in the signed colours; ReLU maps from zero.
     m = np.abs(expected["conv1"]).max()
     _assert_levels(conv1.image, -m, m)
     _assert_levels(relu1.image, 0.0, expected["relu1"].max())
-    assert conv1.signed and conv1.image.getColorMap().name == "CET-D1"
+    assert conv1.signed and conv1.image.getColorMap().name == colours.SIGNED
     assert relu1.image.getColorMap().name == "viridis"
     assert not relu1.signed
     assert panel.layers["conv2"].mosaic.image.shape == (4 * 11 - 1, 4 * 11 - 1)

@@ -22,13 +22,13 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
-import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QObject, QPoint, QPointF, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QPalette
+from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QLabel, QSizePolicy, QStackedLayout, QVBoxLayout, QWidget
 
 from nnviz.core.errors import NnvizError
 from nnviz.core.inspect import ACTIVATION_TYPES, NORM_TYPES, REPEAT_TYPES, LayerInfo, summarize
+from nnviz.qt import colours
 from nnviz.qt.panels.activation_cells import CELL_PX, ActivationCells, Strip, new_strip
 from nnviz.qt.panels.base import Panel
 from nnviz.qt.panels.intervention_menu import InterventionControls
@@ -47,7 +47,6 @@ FIXED_LEVELS = {
     "Softsign": (-1.0, 1.0),
 }
 HOVER_HINT = "Hover over a cell or a bar to read its value"
-POSITIVE, NEGATIVE = QColor(232, 96, 28), QColor(40, 120, 210)  # lit cells: orange / blue
 
 
 def layers_to_show(layers: Sequence[LayerInfo]) -> list[LayerInfo]:
@@ -93,10 +92,6 @@ class ActivationsPanel(Panel):
         self._classes: list[str] = []
 
         self.cells = ActivationCells()
-        self.cells.setToolTip(
-            "One cell per unit (per channel for conv layers): the more orange, the higher; "
-            "blue is below zero"
-        )
         self.markers = self.cells  # switched-off and clamped cells, all strips
         # The output as painted bars below the strips, not a plot in the scene: they change
         # on every stroke on the canvas, and a bar item with ten text items cost 1.5 ms to
@@ -144,6 +139,7 @@ class ActivationsPanel(Panel):
         self.listen(session.model_loaded, self.mark_stale)
         self.listen(session.input_changed, self.mark_stale)
         self.listen(session.snapshot_changed, self.mark_stale)
+        self.listen(colours.changed, self.palette_changed)
 
     def sizeHint(self) -> QSize:  # noqa: N802 (Qt)
         return QSize(420, 640)  # room for a few strips above ten bars
@@ -303,7 +299,7 @@ class ActivationsPanel(Panel):
             self.unit_clicked.emit(*cell)
 
     # ----- theme -------------------------------------------------------------------------
-    def palette_changed(self) -> None:
+    def palette_changed(self, *_: object) -> None:
         self._apply_palette()
         self.mark_stale()
 
@@ -311,10 +307,14 @@ class ActivationsPanel(Panel):
         """Cells light up from the background's own shade, so both themes read well."""
         pal = self.palette()
         bg, fg = pal.color(QPalette.ColorRole.Base), pal.color(QPalette.ColorRole.WindowText)
-        off = mix(bg, fg, 0.12)  # an unlit cell: just visible against the background
-        cmap = pg.ColorMap([0.0, 0.5, 1.0], [NEGATIVE, off, POSITIVE])
+        # The app's signed colours; an unlit cell (zero) is just visible on the background.
+        cmap, scheme = colours.colormap(pal), colours.current()
         self._signed_lut = cmap.getLookupTable(0.0, 1.0, 256, alpha=True)
         self._positive_lut = cmap.getLookupTable(0.5, 1.0, 256, alpha=True)
+        self.cells.setToolTip(
+            f"One cell per unit (per channel for conv layers): the more {scheme.positive_word}, "
+            f"the higher; {scheme.negative_word} is below zero"
+        )
         self.cells.set_colours(bg, fg)
         self.bars.apply_palette(pal)
         hint = mix(bg, fg, 0.55)

@@ -1,10 +1,11 @@
 """The convolution playground: one 3x3 kernel over the current digit, then ReLU, then pooling.
 
 What one filter of a CNN's first layer does, step by step, with a kernel the user picks
-from the textbook presets or types in: the input, the kernel's output (diverging
-colours, white is zero), the same after ReLU (the negatives gone), and after 2x2 max
-pooling (half the size, drawn as large as the rest so its pixels show). The three
-stages share one colour scale, so a value keeps its colour from picture to picture.
+from the textbook presets or types in: the input, the kernel's output (the app's
+signed colours, ``nnviz.qt.colours``; zero in the background's shade), the same after
+ReLU (the negatives gone), and after 2x2 max pooling (half the size, drawn as large as
+the rest so its pixels show). The three stages share one colour scale, so a value
+keeps its colour from picture to picture.
 It follows the current input live: the whole chain costs about 0.2 ms.
 """
 
@@ -30,11 +31,14 @@ from PySide6.QtWidgets import (
 
 from nnviz.core.errors import NnvizError
 from nnviz.core.kernels import KERNELS, Playground, playground, preset
+from nnviz.qt import colours
 from nnviz.qt.panels.base import Panel
-from nnviz.qt.panels.mosaic import DIVERGING, readout_label, symmetric_limit
+from nnviz.qt.panels.mosaic import readout_label, symmetric_limit
 from nnviz.state import Session
 
-MARK = QColor(255, 170, 0)  # amber: stands out on grey ink and on red and blue
+# Magenta: stands out on grey ink and on either choice of signed colours (orange and
+# blue, green and red).
+MARK = QColor(230, 30, 230)
 CUSTOM = "Custom"  # the combo's entry for a kernel edited by hand
 SIDE = 28  # every picture spans 28 view units, the pooled one too (its pixels drawn 2x2)
 HOVER_HINT = "Point at a pixel to read its value"
@@ -139,14 +143,11 @@ class ConvolutionPanel(Panel):
 
         self.input_picture = _Picture("Input", "The digit the views show (ink 1, paper 0).")
         self.conv_picture = _Picture("Convolution", "The kernel's output.")
-        self.relu_picture = _Picture("ReLU", "max(0, x): the negatives (blue) become 0.")
+        self.relu_picture = _Picture("ReLU", "")  # the words name the signed colours
         self.pool_picture = _Picture("2×2 max pool", "The largest of each 2×2 block: 14×14.")
         self.pictures = [self.input_picture, self.conv_picture, self.relu_picture]
         self.pictures.append(self.pool_picture)
         self.input_picture.image.setLookupTable(None)  # grey: ink white on black, as MNIST
-        lut = pg.colormap.get(DIVERGING).getLookupTable(nPts=256)
-        for picture in self.pictures[1:]:
-            picture.image.setLookupTable(lut)
         row = QHBoxLayout()
         row.setSpacing(8)
         for picture in self.pictures:
@@ -170,6 +171,7 @@ class ConvolutionPanel(Panel):
         for picture in self.pictures:
             picture.view.scene().sigMouseMoved.connect(lambda pos, p=picture: self._hover(p, pos))
         self.listen(session.input_changed, self.mark_stale)
+        self.listen(colours.changed, self._colours_changed)
         self.preset_choice.setCurrentText("Vertical edges")
         self._show_kernel()
         self.palette_changed()
@@ -253,7 +255,7 @@ class ConvolutionPanel(Panel):
             picture.set_values(values, (-limit, limit))
         lo, hi = float(result.conv.min()), float(result.conv.max())
         self.conv_picture.explanation.setText(
-            f"The kernel's output, {lo:+.2f} to {hi:+.2f}: red +, blue \u2212, pale 0."
+            f"The kernel's output, {lo:+.2f} to {hi:+.2f}: {colours.current().legend}, faint 0."
         )
         self._fit_explanations()
 
@@ -314,7 +316,16 @@ class ConvolutionPanel(Panel):
         self.readout.setText(text)
         return text
 
+    def _colours_changed(self, *_: object) -> None:
+        self.palette_changed()
+        self.mark_stale()
+
     def palette_changed(self) -> None:
         background = self.palette().color(QPalette.ColorRole.Window)
         for picture in self.pictures:
             picture.view.setBackground(QColor(background))
+        lut = colours.lookup_table(self.palette())
+        for picture in self.pictures[1:]:
+            picture.image.setLookupTable(lut)
+        negatives = colours.current().negative_word
+        self.relu_picture.explanation.setText(f"max(0, x): the negatives ({negatives}) become 0.")

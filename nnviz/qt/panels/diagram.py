@@ -3,11 +3,12 @@
 Neurons are circles in columns, filled as strongly as they are active (the output of
 the layer's activation function; the output column shows softmax probabilities,
 labelled with the class names, the top class ringed). The 784 inputs are the 28x28
-digit itself, at the left. Edges take the weight heatmaps' diverging colours (red
-positive, blue negative) and grow thicker and more opaque with |weight|. Only the
-``top_k`` strongest incoming edges of each neuron are drawn: all of them would be
-12,960 lines for the smallest network. Where wide layers go: see ``diagram_layout``.
-Right-click a hidden neuron to switch it off or clamp it (``intervention_menu``).
+digit itself, at the left. Edges take the app's signed colours (``nnviz.qt.colours``,
+as the weight heatmaps do: orange positive and blue negative by default) and grow
+thicker and more opaque with |weight|. Only the ``top_k`` strongest incoming edges of
+each neuron are drawn: all of them would be 12,960 lines for the smallest network.
+Where wide layers go: see ``diagram_layout``. Right-click a hidden neuron to switch it
+off or clamp it (``intervention_menu``).
 
 Cost: all edges of a layer pair are six items (sign x thickness, see ``diagram_edges``)
 and all neurons one ScatterPlotItem. A new digit only changes brushes; new weights
@@ -35,16 +36,10 @@ from PySide6.QtWidgets import (
 )
 
 from nnviz.core.inspect import summarize
+from nnviz.qt import colours
 from nnviz.qt.panels import diagram_layout as dl
 from nnviz.qt.panels.base import Panel
-from nnviz.qt.panels.diagram_edges import (
-    EDGE_WIDTHS,
-    LEGEND,
-    NEGATIVE_COLOUR,
-    POSITIVE_COLOUR,
-    EdgeLines,
-    edge_colour,
-)
+from nnviz.qt.panels.diagram_edges import EDGE_WIDTHS, EdgeLines, edge_colour, legend
 from nnviz.qt.panels.intervention_menu import InterventionControls, UnitMarkers
 from nnviz.state import Session
 
@@ -102,7 +97,8 @@ class NetworkDiagramPanel(Panel):
         self.image = pg.ImageItem(axisOrder="row-major")
         self.frame = QGraphicsRectItem()
         self.edge_items: dict[tuple[str, str], list[EdgeLines]] = {}
-        self.highlight = [EdgeLines(POSITIVE_COLOUR, 3), EdgeLines(NEGATIVE_COLOUR, 3)]
+        scheme = colours.current()
+        self.highlight = [EdgeLines(scheme.colour(sign), 3) for sign in (True, False)]
         self.neurons = pg.ScatterPlotItem(pxMode=False, symbol="o")
         self.top_ring = pg.ScatterPlotItem(pxMode=False, symbol="o", brush=None)
         self.hover_ring = pg.ScatterPlotItem(pxMode=False, symbol="o", brush=None)
@@ -144,6 +140,7 @@ class NetworkDiagramPanel(Panel):
         self.listen(session.model_loaded, self._model_changed)
         self.listen(session.snapshot_changed, self._weights_changed)
         self.listen(session.input_changed, self.mark_stale)
+        self.listen(colours.changed, self._colours_changed)
 
     # ----- state ---------------------------------------------------------------------------
     @property
@@ -288,7 +285,7 @@ class NetworkDiagramPanel(Panel):
             self.highlight_neuron(*self._hovered)
 
     def _edge_curves(self, key: tuple[str, str]) -> list[EdgeLines]:
-        items = [EdgeLines(POSITIVE_COLOUR) for _ in range(2 * dl.EDGE_BUCKETS)]
+        items = [EdgeLines(edge_colour(True, 0, 1.0)) for _ in range(2 * dl.EDGE_BUCKETS)]
         for item in items:
             item.setZValue(1)
             self.view.addItem(item)
@@ -403,6 +400,9 @@ class NetworkDiagramPanel(Panel):
         self._apply_palette()
         self._model_changed()  # every item takes the new colours
 
+    def _colours_changed(self, *_: object) -> None:
+        self.palette_changed()
+
     def _apply_palette(self) -> None:
         """Ink (the digit, lit neurons, text) in the text colour on the base colour."""
         pal = self.palette()
@@ -421,4 +421,7 @@ class NetworkDiagramPanel(Panel):
         self.markers.set_background(bg)
         self._plain, self._bold = QFont(), QFont()
         self._bold.setBold(True)
-        self.legend.setText(LEGEND)
+        self.legend.setText(legend())
+        scheme = colours.current()
+        for item, positive in zip(self.highlight, (True, False), strict=True):
+            item.set_style(scheme.colour(positive), 3)

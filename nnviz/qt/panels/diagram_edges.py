@@ -17,21 +17,27 @@ from PySide6.QtCore import QLineF, QRectF
 from PySide6.QtGui import QColor, QPainter
 from PySide6.QtWidgets import QGraphicsItem
 
+from nnviz.qt import colours
+
 EDGE_WIDTHS, EDGE_ALPHAS = (1, 2, 3), (80, 150, 230)  # pixels and alpha per strength bucket
-_CMAP = pg.colormap.get("CET-D1")  # the weight heatmaps' map: blue negative, red positive
-NEGATIVE_COLOUR = _CMAP.map(0.08, mode="qcolor")
-POSITIVE_COLOUR = _CMAP.map(0.92, mode="qcolor")
 _SWATCH = '<span style="color:{}">\u25ac\u25ac</span>'
-LEGEND = (
-    f"{_SWATCH.format(POSITIVE_COLOUR.name())} positive weight &nbsp; "
-    f"{_SWATCH.format(NEGATIVE_COLOUR.name())} negative &nbsp; thicker = larger |w| "
-    "&nbsp; fill = activation (output: probability) &nbsp; right-click a neuron to switch it off"
-)
+
+
+def legend() -> str:
+    """The diagram's legend (rich text), in the app's signed colours."""
+    scheme = colours.current()
+    return (
+        f"{_SWATCH.format(scheme.positive)} {scheme.positive_word}: positive weight &nbsp; "
+        f"{_SWATCH.format(scheme.negative)} {scheme.negative_word}: negative &nbsp; "
+        "thicker = larger |w| &nbsp; fill = activation (output: probability) &nbsp; "
+        "right-click a neuron to switch it off"
+    )
 
 
 def edge_colour(positive: bool, bucket: int, thin: float) -> QColor:
-    """The pen colour of a strength bucket; ``thin`` fades edges when there are many."""
-    colour = QColor(POSITIVE_COLOUR if positive else NEGATIVE_COLOUR)
+    """The pen colour of a strength bucket, the weights' sign in the app's signed colours
+    (the ends of the heatmaps' map); ``thin`` fades edges when there are many."""
+    colour = colours.current().colour(positive)
     colour.setAlpha(int(EDGE_ALPHAS[bucket] * thin))
     return colour
 

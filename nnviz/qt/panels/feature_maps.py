@@ -2,10 +2,10 @@
 
 Every layer whose output is a stack of images (N, C, H, W) becomes ONE mosaic picture,
 one tile per channel in reading order: one ImageItem per layer costs about a
-millisecond where an item per map costs ten (shared/design/PITFALLS.md). Levels are
-per layer: maps that are never negative (after a ReLU, or a pooling of one) use a
-sequential colour map from zero; signed maps (a conv's raw output) use the diverging
-map with levels symmetric about zero, so white is always zero. The activations come
+millisecond where an item per map costs ten. Levels are per layer: maps that are never
+negative (after a ReLU, or a pooling of one) use a sequential colour map from zero;
+signed maps (a conv's raw output) use the app's signed colours (``nnviz.qt.colours``)
+with levels symmetric about zero, so zero is always the background's shade. The activations come
 from ``session.activations()``, computed once per input and weights and shared by all
 panels, so following the input and live training costs a few ``setImage`` calls.
 
@@ -32,10 +32,10 @@ from PySide6.QtWidgets import (
 )
 
 from nnviz.core.errors import NnvizError
+from nnviz.qt import colours
 from nnviz.qt.panels.base import Panel
 from nnviz.qt.panels.intervention_menu import InterventionControls, UnitMarkers, state_text
 from nnviz.qt.panels.mosaic import (
-    DIVERGING,
     SEQUENTIAL,
     Mosaic,
     apply_palette,
@@ -73,6 +73,7 @@ class _LayerMaps:
         self.markers = UnitMarkers()  # switched-off and clamped channels
         self.plot.addItem(self.markers)
         self.signed: bool | None = None
+        self.signed_map = colours.colormap(QPalette())  # the panel gives its theme's
         self.values: np.ndarray | None = None  # (C, H, W) as drawn
 
     @property
@@ -89,9 +90,10 @@ class _LayerMaps:
         levels = (-limit, limit) if signed else (0.0, limit)
         if signed != self.signed:
             self.signed = signed
-            cmap = pg.colormap.get(DIVERGING if signed else SEQUENTIAL)
+            cmap = self.signed_map if signed else pg.colormap.get(SEQUENTIAL)
             self.image.setColorMap(cmap)
             self.bar.setColorMap(cmap)
+            self.bar.axis.setLabel(colours.current().legend if signed else "")
         self.image.setImage(self.mosaic.image, autoLevels=False, levels=levels)
         set_bar_levels(self.bar, levels)
 
@@ -172,6 +174,7 @@ class FeatureMapsPanel(Panel):
         self.listen(session.model_loaded, self.reload)
         self.listen(session.input_changed, self.mark_stale)
         self.listen(session.snapshot_changed, self.mark_stale)
+        self.listen(colours.changed, self._colours_changed)
         self.reload()
 
     # ----- model and choices -------------------------------------------------------------
@@ -311,10 +314,16 @@ class FeatureMapsPanel(Panel):
     def palette_changed(self) -> None:
         self._apply_palette()
 
+    def _colours_changed(self, *_: object) -> None:
+        self._apply_palette()
+        self.mark_stale()
+
     def _apply_palette(self) -> None:
         layers = list(self.layers.values())
         plots = [maps.plot for maps in layers]
         fg = apply_palette(self, [self.graphics], plots, [m.bar for m in layers], self.message)
+        signed_map = colours.colormap(self.palette())
         for maps in layers:
             maps.plot.setTitle(maps.plot.titleLabel.text, color=fg, size="9pt")
+            maps.signed_map, maps.signed = signed_map, None  # taken at the next draw
             maps.markers.set_background(self.palette().color(QPalette.ColorRole.Base))

@@ -32,10 +32,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from nnviz.qt import colours
 from nnviz.qt.panels.base import Panel
 from nnviz.qt.panels.intervention_menu import InterventionControls, UnitMarkers
 from nnviz.qt.panels.mosaic import (
-    DIVERGING,
     Mosaic,
     apply_palette,
     fit,
@@ -95,9 +95,7 @@ class FiltersPanel(Panel):
         self.mosaic_plot.showAxis("top")
         self.mosaic_plot.setLabel("left", "filter (out-channel)")
         self.graphics.addItem(self.mosaic_plot, row=0, col=0)
-        cmap = pg.colormap.get(DIVERGING)
-        self.mosaic_image.setColorMap(cmap)
-        self.colour_bar = pg.ColorBarItem(colorMap=cmap, interactive=False, width=12)
+        self.colour_bar = pg.ColorBarItem(interactive=False, width=12)
         self.graphics.addItem(self.colour_bar, row=0, col=1)
         self.highlight = QGraphicsRectItem()
         self.highlight.setZValue(10)
@@ -112,7 +110,6 @@ class FiltersPanel(Panel):
         self.detail_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.detail_graphics = pg.GraphicsLayoutWidget()
         self.detail_plot, self.detail_image = image_plot()
-        self.detail_image.setColorMap(cmap)
         self.detail_graphics.addItem(self.detail_plot)
         detail = QWidget()
         detail_layout = QVBoxLayout(detail)
@@ -148,6 +145,7 @@ class FiltersPanel(Panel):
         self.graphics.scene().sigMouseClicked.connect(self._clicked)
         self.listen(session.model_loaded, self.reload)
         self.listen(session.snapshot_changed, self.mark_stale)
+        self.listen(colours.changed, self._colours_changed)
         self.reload()
 
     # ----- model and choices -------------------------------------------------------------
@@ -291,7 +289,6 @@ class FiltersPanel(Panel):
             self.mosaic_plot.setLabel("left", "filter (out-channel)")
             top.setTicks(tile_ticks(mosaic.cols, mosaic.tile_w + 1, mosaic.tile_w))
             self.mosaic_plot.setLabel("top", "in-channel")
-        self.colour_bar.axis.setLabel("weight")
         fit(self.mosaic_plot, mosaic.image.shape)
 
     def _draw_detail(self, layer: str, display: np.ndarray, levels: tuple[float, float]) -> None:
@@ -408,6 +405,10 @@ class FiltersPanel(Panel):
     def palette_changed(self) -> None:
         self._apply_palette()
 
+    def _colours_changed(self, *_: object) -> None:
+        self._apply_palette()
+        self.mark_stale()
+
     def _apply_palette(self) -> None:
         fg = apply_palette(
             self,
@@ -416,5 +417,10 @@ class FiltersPanel(Panel):
             [self.colour_bar],
             self.message,
         )
+        cmap = colours.colormap(self.palette())
+        for image in (self.mosaic_image, self.detail_image):
+            image.setColorMap(cmap)
+        self.colour_bar.setColorMap(cmap)
+        self.colour_bar.axis.setLabel(f"weight: {colours.current().legend}")
         self.highlight.setPen(QPen(QColor(fg), 0))  # cosmetic: one pixel at any zoom
         self.markers.set_background(self.palette().color(QPalette.ColorRole.Base))

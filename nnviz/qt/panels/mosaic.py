@@ -1,9 +1,9 @@
 """Drawing pieces shared by the image panels (feature maps, filters).
 
 ``Mosaic`` lays many small maps out as ONE picture with transparent gaps: one
-ImageItem per layer costs about a millisecond where an item per map costs ten
-(shared/design/PITFALLS.md). The helpers give every image panel the same plot,
-symmetric levels for signed values, colour bars, read-outs, message page and theme.
+ImageItem per layer costs about a millisecond where an item per map costs ten. The
+helpers give every image panel the same plot, symmetric levels for signed values,
+colour bars, read-outs, message page and theme.
 """
 
 from __future__ import annotations
@@ -27,9 +27,11 @@ from PySide6.QtWidgets import (
 
 from nnviz.core.errors import NnvizError
 from nnviz.core.inspect import LayerInfo, summarize
+from nnviz.qt.colours import SIGNED
 from nnviz.state import Session
 
-DIVERGING = "CET-D1"  # blue-white-red: zero is white, the sign is the hue
+# The signed colour map's name: whoever is given it draws in ``nnviz.qt.colours``' map.
+DIVERGING = SIGNED
 SEQUENTIAL = "viridis"  # for values that are never negative (after a ReLU)
 
 

@@ -2,8 +2,9 @@
 
 ``PictureCard`` is a title, the picture and a line of plain words under it. The picture
 is two ImageItems made once and fed with ``setImage``: the digit (grey, ink white on
-black as in MNIST, or a signed map in diverging colours) and, above it, an RGBA overlay
-whose alpha comes from the map, so the digit shows through where the map is weak.
+black as in MNIST, or a signed map in the app's signed colours, ``nnviz.qt.colours``)
+and, above it, an RGBA overlay whose alpha comes from the map, so the digit shows
+through where the map is weak.
 
 ``interventions_applied`` lets the gradient views see the units the user switched off,
 as ``Session.probabilities`` does, so the class they explain is the class the app shows.
@@ -33,6 +34,7 @@ from PySide6.QtWidgets import (
 from nnviz.core.errors import NnvizError
 from nnviz.core.gradients import hookable
 from nnviz.core.interventions import edits_for
+from nnviz.qt import colours
 from nnviz.qt.panels.mosaic import fit, image_plot
 
 GREY = "grey"  # black to white: ink white on black, as in MNIST
@@ -41,9 +43,16 @@ HEAT = "inferno"
 # orange-yellow, and a little above black so that weak heat is still a colour.
 HEAT_RANGE = (0.15, 0.85)
 GAMMA = 0.7  # overlay strength = (|value| / peak) ** GAMMA
-# The signed overlay's two sides (RGBA), readable over black and white ink alike.
-POSITIVE = np.array([235, 45, 35, 255], np.uint8)  # pushes towards the class
-NEGATIVE = np.array([45, 115, 255, 255], np.uint8)  # pushes away from it
+
+
+def _rgba(colour: str) -> np.ndarray:
+    return np.array(QColor(colour).getRgb(), np.uint8)
+
+
+# The signed overlay's two sides (RGBA) in the default signed colours, readable over
+# black and white ink alike; ``signed_colours`` draws in the colours chosen now.
+POSITIVE = _rgba(colours.DEFAULT.positive)  # pushes towards the class
+NEGATIVE = _rgba(colours.DEFAULT.negative)  # pushes away from it
 
 
 def _lut(name: str, low: float = 0.0, high: float = 1.0) -> np.ndarray:
@@ -82,11 +91,14 @@ def heat_colours(values: np.ndarray, opacity: float) -> np.ndarray:
 
 
 def signed_colours(values: np.ndarray, opacity: float) -> np.ndarray:
-    """An RGBA (H, W, 4) uint8 overlay of a signed map, symmetric about zero: red where
-    it is positive, blue where negative, more opaque the larger, see-through at zero."""
-    # Pure hues, not the diverging map's white middle: small values would fog the digit.
+    """An RGBA (H, W, 4) uint8 overlay of a signed map, symmetric about zero, in the app's
+    signed colours (orange where it is positive, blue where negative, by default), more
+    opaque the larger, see-through at zero."""
+    # Pure hues, not the signed map's pale middle: small values would fog the digit.
+    scheme = colours.current()
     share = _strength(values, _peak(values))
-    rgba = np.where((np.nan_to_num(values) >= 0)[..., None], POSITIVE, NEGATIVE)
+    positive, negative = _rgba(scheme.positive), _rgba(scheme.negative)
+    rgba = np.where((np.nan_to_num(values) >= 0)[..., None], positive, negative)
     rgba[..., 3] = np.round(share * (255 * float(opacity))).astype(np.uint8)
     return np.ascontiguousarray(rgba)
 
@@ -131,7 +143,7 @@ class PictureCard(QWidget):
         self, title: str = "", parent: QWidget | None = None, *, controls: bool = False
     ) -> None:
         super().__init__(parent)
-        self._colormap = ""
+        self._colormap: tuple = ()  # what the picture's colour map was made from
         self._shape: tuple[int, ...] = ()
         self.title = QLabel(title)
         bold = QFont(self.title.font())
@@ -197,10 +209,14 @@ class PictureCard(QWidget):
         levels: tuple[float, float] = (0.0, 1.0),
         colormap: str = GREY,
     ) -> None:
-        """The picture: ``values`` (H, W) coloured by ``colormap`` between ``levels``."""
-        if colormap != self._colormap:
-            self._colormap = colormap
-            self.image.setColorMap(_colormap(colormap))
+        """The picture: ``values`` (H, W) coloured by ``colormap`` between ``levels``
+        (``SIGNED``: the app's signed colours as chosen now, on this card's theme)."""
+        signed = colormap == colours.SIGNED
+        key = (colormap, colours.current(), self.palette().color(QPalette.ColorRole.Base).rgb())
+        if key != self._colormap:
+            self._colormap = key
+            cmap = colours.colormap(self.palette()) if signed else _colormap(colormap)
+            self.image.setColorMap(cmap)
         values = np.ascontiguousarray(values, dtype=np.float32)
         self.image.setImage(values, autoLevels=False, levels=levels)
         if values.shape != self._shape:

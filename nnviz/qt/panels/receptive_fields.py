@@ -2,8 +2,9 @@
 
 A unit of the layer that reads the image directly weighs every pixel, so its 784
 incoming weights, laid out as a 28 x 28 image, show the pattern of ink that excites
-it: green where ink raises its input, red where ink lowers it, black (zero) where it
-does not care, as in 3Blue1Brown's video on this network. All units are drawn as ONE
+it, in the app's signed colours (``nnviz.qt.colours``): orange (or 3Blue1Brown's green)
+where ink raises its input, blue (or red) where ink lowers it, the background's shade
+where it does not care. All units are drawn as ONE
 mosaic image with NaN (transparent) gaps between tiles: one item, one render
 (PITFALLS.md). Clicking a tile shows that unit large, with its bias, and emits
 ``unit_selected`` for other panels to follow.
@@ -31,7 +32,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from nnviz.core.dense import DenseLayer, image_reading_layer, weight_matrix
+from nnviz.core.dense import DenseLayer, image_reading_layer, symmetric_limit, weight_matrix
+from nnviz.qt import colours
 from nnviz.qt.panels.base import Panel
 from nnviz.qt.panels.weights import apply_palette
 from nnviz.state import Session
@@ -42,9 +44,6 @@ NEEDS_DENSE = (
     "This view needs a dense layer that reads the 28x28 image (for example mlp-3b1b); "
     "for convolution filters see the Filters panel"
 )
-# Red for negative, black for zero, green for positive, as in 3Blue1Brown's video.
-_RED, _GREEN = "#eb3c32", "#3cd75a"
-RED_BLACK_GREEN = pg.ColorMap([0.0, 0.5, 1.0], [_RED, "#000000", _GREEN])
 
 
 class ReceptiveFieldsPanel(Panel):
@@ -86,11 +85,8 @@ class ReceptiveFieldsPanel(Panel):
         bar.addWidget(self.per_unit)
         bar.addWidget(self.per_layer)
         bar.addStretch(1)
-        hint = QLabel(
-            f"<b style='color:{_GREEN}'>green</b>: ink here excites the unit &nbsp; "
-            f"<b style='color:{_RED}'>red</b>: ink here inhibits it"
-        )
-        bar.addWidget(hint)
+        self.hint = QLabel()  # which colour excites, which inhibits
+        bar.addWidget(self.hint)
         self.readout = QLabel(HOVER_HINT)
         self.readout.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
 
@@ -106,13 +102,10 @@ class ReceptiveFieldsPanel(Panel):
             view.setAspectLocked(True)
             view.invertY(True)  # the digit's top row on top
             view.setMenuEnabled(False)
-            item.setColorMap(RED_BLACK_GREEN)
         self.highlight = QGraphicsRectItem()  # around the selected tile
         self.highlight.setZValue(10)
         self.mosaic_view.addItem(self.highlight, ignoreBounds=True)
         self.colour_bar = pg.ColorBarItem(
-            colorMap=RED_BLACK_GREEN,
-            label="weight",
             width=14,
             interactive=False,
             colorMapMenu=False,
@@ -147,6 +140,7 @@ class ReceptiveFieldsPanel(Panel):
         scene.sigMouseClicked.connect(self._clicked)
         self.listen(session.model_loaded, self._model_loaded)
         self.listen(session.snapshot_changed, self.mark_stale)
+        self.listen(colours.changed, self._colours_changed)
 
     # ----- geometry of the mosaic ------------------------------------------------------------
     def tile_origin(self, unit: int) -> tuple[int, int]:
@@ -253,7 +247,7 @@ class ReceptiveFieldsPanel(Panel):
             tiles = tiles / self._unit_limits[:, None, None]
             levels = (-1.0, 1.0)
         else:
-            m = float(self._unit_limits.max())
+            m = self._layer_limit()
             levels = (-m, m)
         rows = len(self._mosaic) // (h + GAP)
         grid = self._mosaic.reshape(rows, h + GAP, self.columns, w + GAP).transpose(0, 2, 1, 3)
@@ -265,13 +259,18 @@ class ReceptiveFieldsPanel(Panel):
         unit, (h, w) = self.selected, self.image_shape
         values = self._weights[unit].reshape(h, w)
         limits = self._unit_limits
-        m = float(limits[unit] if self.per_unit.isChecked() else limits.max())
+        m = float(limits[unit]) if self.per_unit.isChecked() else self._layer_limit()
         self.unit_image.setImage(values, autoLevels=False)
         self.colour_bar.setLevels((-m, m))
         bias = "" if self._bias is None else f"   bias {self._bias[unit]:+.3g}"
         self.unit_title.setText(f"{self.layer.name} unit {unit}{bias}")
         r, c = self.tile_origin(unit)
         self.highlight.setRect(QRectF(c - 0.5, r - 0.5, w + 1, h + 1))
+
+    def _layer_limit(self) -> float:
+        """The layer's scale: the one the Weights panel gives this layer (its weights and
+        bias), so a weight has the same colour in both panels."""
+        return symmetric_limit(self._weights, self._bias)
 
     # ----- hover -----------------------------------------------------------------------------
     def text_at(self, x: float, y: float) -> str:
@@ -299,8 +298,21 @@ class ReceptiveFieldsPanel(Panel):
     def palette_changed(self) -> None:
         self._apply_palette()
 
+    def _colours_changed(self, *_: object) -> None:
+        self._apply_palette()
+        self.mark_stale()
+
     def _apply_palette(self) -> None:
         apply_palette(self, self.graphics, [], self.colour_bar)
+        cmap, scheme = colours.colormap(self.palette()), colours.current()
+        self.mosaic.setColorMap(cmap)
+        self.colour_bar.setColorMap(cmap)  # and the enlarged unit, its image
+        self.colour_bar.axis.setLabel(f"weight: {scheme.legend}")
+        self.hint.setText(
+            f"<b style='color:{scheme.positive}'>{scheme.positive_word}</b>: ink here "
+            f"excites the unit &nbsp; <b style='color:{scheme.negative}'>"
+            f"{scheme.negative_word}</b>: ink here inhibits it"
+        )
         fg = self.palette().color(QPalette.ColorRole.WindowText)
         for label in (self.mosaic_title, self.unit_title):
             label.setAttr("color", fg)

@@ -1,13 +1,13 @@
 """The weights panel: each dense layer's weight matrix as a heatmap, its bias beside it.
 
 Row r of a matrix is output unit r, column c is input c, so a row is everything one
-unit listens to. Colours are diverging and centred on zero (levels (-m, m), m the
-largest finite |value| shown), so white means "ignores this input" and the two hues
-say which way a weight pushes. The matrix and the bias strip are one ImageItem each,
-with explicit levels and auto-downsampling, so a 128 x 9216 matrix stays cheap and
-legible when zoomed out (PITFALLS.md). While training runs the panel redraws at most
-five times a second and never touches the zoom; the colour scale follows the data
-("Auto scale") or stays put ("Fixed scale").
+unit listens to. Colours are the app's signed colours (``nnviz.qt.colours``) centred on
+zero (levels (-m, m), m the largest finite |value| shown), so the background's shade
+means "ignores this input" and the two hues say which way a weight pushes. The matrix
+and the bias strip are one ImageItem each, with explicit levels and auto-downsampling,
+so a 128 x 9216 matrix stays cheap and legible when zoomed out. While training runs
+the panel redraws at most five times a second and never touches the zoom; the colour
+scale follows the data ("Auto scale") or stays put ("Fixed scale").
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from nnviz.core.dense import (
     symmetric_limit,
     weight_matrix,
 )
+from nnviz.qt import colours
 from nnviz.qt.panels.base import Panel
 from nnviz.state import Session
 
@@ -127,8 +128,7 @@ class WeightsPanel(Panel):
         self.bias_plot.setXRange(-0.5, 0.5, padding=0.1)
         self.graphics.ci.layout.setColumnFixedWidth(1, 34)
         self.colour_bar = pg.ColorBarItem(
-            colorMap=pg.colormap.get("CET-D1"),  # blue negative, white zero, red positive
-            label="weight",
+            colorMap=colours.colormap(self.palette()),
             width=14,
             rounding=1e-4,
             colorMapMenu=False,
@@ -164,6 +164,7 @@ class WeightsPanel(Panel):
         )
         self.listen(session.model_loaded, self._model_loaded)
         self.listen(session.snapshot_changed, self.mark_stale)
+        self.listen(colours.changed, self._colours_changed)
 
     # ----- what the user asks for ----------------------------------------------------------
     def shown_layers(self) -> list[DenseLayer]:
@@ -338,9 +339,16 @@ class WeightsPanel(Panel):
     def palette_changed(self) -> None:
         self._apply_palette()
 
+    def _colours_changed(self, *_: object) -> None:
+        self._apply_palette()
+        self.mark_stale()
+
     def _apply_palette(self) -> None:
-        """Background and text from the widget palette, so both themes read well."""
+        """Background and text from the widget palette, so both themes read well; the
+        signed colours, zero in the background's shade."""
         apply_palette(self, self.graphics, [self.plot, self.bias_plot], self.colour_bar)
+        self.colour_bar.setColorMap(colours.colormap(self.palette()))
+        self.colour_bar.axis.setLabel(f"weight: {colours.current().legend}")
 
 
 def apply_palette(
@@ -357,6 +365,9 @@ def apply_palette(
             axis = plot.getAxis(side)
             axis.setPen(dim)
             axis.setTextPen(fg)
+    # The real values on the colour bar, never "(x0.001)" beside its label.
+    colour_bar.axis.setSIPrefixEnableRanges(())
+    colour_bar.axis.enableAutoSIPrefix(False)
     if colour_bar.region is not None:
         for line in colour_bar.region.lines:
             line.setPen(pg.mkPen(fg, width=1))
