@@ -161,6 +161,53 @@ def test_teaching_waits_for_training_the_present_and_data(show_panel, open_sessi
     assert "Load a data set" in no_data.lesson.note.text()
 
 
+def test_the_right_answer_follows_the_input_and_the_model(qtbot, show_panel, open_session, data):
+    s = open_session(LENET, data, index=0)
+    panel = show_panel(TeachPanel, s)
+    lesson = panel.lesson
+    first = int(data.test.labels[0])
+    assert lesson.label_combo.currentData() == first
+    lesson.label_combo.setCurrentIndex((first + 1) % 10)  # the person says otherwise
+    # A drawing: its class is not known, so no answer is chosen for it, and Teach waits.
+    s.set_input(data.test.images[3] / 255.0, None, "your drawing")
+    panel.refresh(force=True)
+    assert lesson.label_combo.currentIndex() == -1 and lesson.label_combo.currentText() == ""
+    assert not lesson.teach_button.isEnabled() and "Choose the right answer" in lesson.note.text()
+    lesson.label_combo.setCurrentIndex(5)
+    assert lesson.teach_button.isEnabled()
+    # Pressed before the panel drew the new input: not taught with the old input's answer.
+    s.set_input(data.test.images[4] / 255.0, None, "another drawing")
+    qtbot.mouseClick(lesson.teach_button, CLICK)
+    assert not lesson.job.busy and "Choose the right answer" in lesson.outcome.text()
+    assert lesson.label_combo.currentIndex() == -1
+    # A labelled digit, a different choice, then another model: its true class again.
+    index = int(np.flatnonzero(data.test.labels != 5)[0])
+    label = int(data.test.labels[index])
+    s.set_input(data.test.images[index] / 255.0, label, f"MNIST test #{index}")
+    panel.refresh(force=True)
+    assert lesson.label_combo.currentData() == label
+    lesson.label_combo.setCurrentIndex(5)
+    s.set_model(load_model(str(SAMPLES / "mlp.nnviz")))
+    panel.refresh(force=True)
+    assert lesson.label_combo.currentData() == label
+
+
+def test_nudge_pressed_before_the_panel_has_drawn(qtbot, open_session, data):
+    s = open_session(LENET, data)
+    panel = TeachPanel(s)
+    qtbot.addWidget(panel)
+    panel.tabs.setCurrentWidget(panel.nudge)
+    panel.resize(740, 400)
+    panel.show()
+    qtbot.waitExposed(panel)
+    assert panel.nudge.class_combo.count() == 0  # nothing drawn yet
+    qtbot.mouseClick(panel.nudge.nudge_button, CLICK)
+    ascent = panel.nudge.ascent
+    assert ascent is not None and ascent.target == panel.nudge.class_combo.currentData()
+    assert len(ascent.images) == 21 and "nudged toward" in panel.nudge.caption.text()
+    panel.close_panel()
+
+
 def test_set_weights_refuses_weights_that_do_not_fit(open_session, data):
     s = open_session(LENET, data)
     before = _state(s.view_model)

@@ -115,6 +115,8 @@ class LessonSection(QWidget):
         self.answer_label.setWordWrap(True)
         self.label_combo = QComboBox()
         self.label_combo.setToolTip("The class this digit really is")
+        # Shown while no answer is chosen: a new input whose class is not known.
+        self.label_combo.setPlaceholderText("choose\u2026")
         self.teach_button = QPushButton("Teach it")
         self.teach_button.setToolTip("Fine-tune the model on this digit with the answer chosen")
         self.undo_button = QPushButton("Undo")
@@ -155,20 +157,16 @@ class LessonSection(QWidget):
         layout.addLayout(controls, 6)
 
         self.teach_button.clicked.connect(self.teach)
+        self.label_combo.currentIndexChanged.connect(self.update_buttons)
         self.undo_button.clicked.connect(self.undo)
         self.captions.apply()
 
     # ----- what the person sees ----------------------------------------------------------
     def redraw(self) -> None:
         s = self.session
-        names = list(s.loaded.class_names) if s.loaded is not None else []
-        fill_classes(self.label_combo, names)
+        names = self._follow_input()
         self.bars.set_classes(names)
         shown = s.current_input
-        if shown is not self._input_seen:
-            self._input_seen = shown
-            if shown is not None and shown.label is not None and shown.label < len(names):
-                self.label_combo.setCurrentIndex(shown.label)  # the true class, when known
         if shown is None:
             self.picture.clear()
             self.captions.set_title(self.picture_plot, "no input yet")
@@ -177,6 +175,21 @@ class LessonSection(QWidget):
             self.captions.set_title(self.picture_plot, shown.description)
         self._show_answer(names, shown)
         self.update_buttons()
+
+    def _follow_input(self) -> list[str]:
+        """The model's classes in the answer box, and the answer chosen for this input:
+        after a new input (or model) the one chosen before was for another digit. The
+        true class when known, else none until the person chooses one. Returns the
+        class names."""
+        s = self.session
+        names = list(s.loaded.class_names) if s.loaded is not None else []
+        fill_classes(self.label_combo, names)
+        shown = s.current_input
+        if shown is not self._input_seen:
+            self._input_seen = shown
+            known = shown is not None and shown.label is not None and shown.label < len(names)
+            self.label_combo.setCurrentIndex(shown.label if known else -1)
+        return names
 
     def _show_answer(self, names: list[str], shown: CurrentInput | None) -> None:
         names = [escape(n) for n in names]  # the answer is rich text
@@ -213,6 +226,8 @@ class LessonSection(QWidget):
                 "Load a data set to teach: teaching mixes in real training digits so the "
                 "model does not forget the rest."
             )
+        if self.label_combo.currentIndex() < 0:
+            return "Choose the right answer to teach it."
         return None
 
     def can_undo(self) -> bool:
@@ -236,12 +251,14 @@ class LessonSection(QWidget):
         self.job.abandon()
         self.busy.hide()
         self.lesson, self._taught, self._started = None, None, None
+        self._input_seen = None  # the right answer is chosen anew, among its classes
         self.outcome.clear()
         self.accuracy.clear()
 
     # ----- teach and undo ----------------------------------------------------------------
     def teach(self) -> None:
         """Teach the chosen answer for the current input, in the background."""
+        self._follow_input()  # the panel may not have drawn since the input changed
         reason = self.cannot_teach()
         if reason is not None or self.job.busy:
             self.outcome.setText(reason or "")

@@ -177,6 +177,8 @@ class NudgeSection(QWidget):
         if s.loaded is None or shown is None:
             self.caption.setText("Draw a digit or pick one to nudge.")
             return
+        # The classes are filled in when the panel draws, which it may not have done yet.
+        fill_classes(self.class_combo, list(s.loaded.class_names))
         target = int(self.class_combo.currentData())
         # An exported model runs through its program; the rest through the views' copy.
         model = s.loaded.program if s.loaded.program is not None else s.view_model
