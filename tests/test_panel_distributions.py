@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 from PySide6.QtCore import QPointF
 from PySide6.QtGui import QColor, QPalette
 
@@ -19,6 +20,7 @@ from nnviz.core.snapshot import LayerStats
 from nnviz.qt.panels.bands import MEDIAN, BandHistory, floored_histogram
 from nnviz.qt.panels.distributions import DistributionsPanel
 from nnviz.qt.panels.layer_health import LayerHealthPanel, warning_background
+from nnviz.state import RUNNING, Session
 
 SAMPLES = importlib.resources.files("nnviz.sample_models")
 DEEP_SIGMOID = ArchSpec(
@@ -98,11 +100,75 @@ def _dark(panel):
 
 
 # ----- before training ----------------------------------------------------------------------
-@pytest.mark.parametrize("panel_type", [DistributionsPanel, LayerHealthPanel])
-def test_before_training_the_panels_say_what_to_do(shown, open_session, data, panel_type):
-    panel = shown(panel_type, open_session(_sample("lenet"), data, index=None))  # drawn once
+PANELS = [DistributionsPanel, LayerHealthPanel]
+
+
+@pytest.mark.parametrize("panel_type", PANELS)
+def test_a_trained_sample_says_its_file_holds_no_statistics(shown, open_session, data, panel_type):
+    # lenet ships trained (98% on the test digits), but with no statistics in the file:
+    # "train the model" would be wrong.
+    s = open_session(_sample("lenet"), data, index=None)
+    panel = shown(panel_type, s)  # drawn once
     assert panel.empty_label.isVisible()
-    assert panel.empty_label.text().startswith("Train the model to see")
+    assert panel.empty_label.text() == (
+        "No statistics recorded in this file: they arrive with the first training steps"
+    )
+
+
+@pytest.mark.parametrize("panel_type", PANELS)
+@pytest.mark.parametrize("kind", ["pt2", "torchscript"])
+def test_a_view_only_model_says_it_cannot_be_trained(
+    shown, open_session, data, exported_lenet, tmp_path, panel_type, kind
+):
+    path = exported_lenet
+    if kind == "torchscript":
+        module = _sample("lenet").module
+        path = str(tmp_path / "lenet.ts")
+        torch.jit.save(torch.jit.trace(module, torch.zeros(1, 1, 28, 28)), path)
+    s = open_session(path, data, index=None)
+    assert not s.trainable
+    panel = shown(panel_type, s)
+    assert panel.empty_label.text() == (
+        "A view-only model (opened without its architecture) cannot be trained, so there "
+        "are no training statistics"
+    )
+
+
+@pytest.mark.parametrize("panel_type", PANELS)
+def test_while_training_starts_the_panels_say_statistics_are_coming(
+    shown, open_session, data, train, panel_type
+):
+    s = open_session(deep_sigmoid_spec(), data, index=None)  # new: no file behind it
+    panel = shown(panel_type, s)
+    assert panel.empty_label.text() == (
+        "No statistics yet: they arrive with the first training steps"
+    )
+    s.set_status(RUNNING)  # Train pressed; the first statistics are a moment away
+    assert panel.refresh()
+    assert panel.empty_label.text() == "Statistics arrive after the first steps"
+    assert panel.empty_label.isVisible()
+    train(s, steps=2)
+    assert panel.refresh()
+    assert not panel.empty_label.isVisible()  # the statistics, not a message
+
+
+def test_without_a_model_the_panels_say_to_load_one(qtbot):
+    for panel_type in PANELS:
+        panel = panel_type(Session())
+        qtbot.addWidget(panel)
+        panel.show()
+        qtbot.waitExposed(panel)
+        assert panel.refresh()
+        assert panel.empty_label.text().startswith("Load a model to see")
+        panel.close_panel()
+
+
+def deep_sigmoid_spec():
+    """A new, untrained model built from a spec (as File > New makes one)."""
+    from nnviz.core.modelfile import LoadedModel
+    from nnviz.core.models import build_model
+
+    return LoadedModel(build_model(DEEP_SIGMOID, seed=0), "spec", None, DEEP_SIGMOID)
 
 
 # ----- distributions ----------------------------------------------------------------------

@@ -47,16 +47,20 @@ from nnviz.qt.panels.bands import (
     histogram_path,
 )
 from nnviz.qt.panels.base import Panel
-from nnviz.state import Session
+from nnviz.state import PAUSED, RUNNING, Session
 
 WEIGHT_COLOUR = QColor(58, 140, 222)
 GRADIENT_COLOUR = QColor(232, 120, 40)
 ROW_PX = 150  # height of one layer's row; more layers scroll
 X_GROWTH = 1.5  # the step axis grows to this times the steps shown when the data leaves it
-EMPTY_HINT = (
-    "Train the model to see how its weights and gradients change\n"
-    "(statistics arrive a few times a second while it trains)"
+NO_MODEL_HINT = "Load a model to see how its weights and gradients change while it trains"
+VIEW_ONLY = (
+    "A view-only model (opened without its architecture) cannot be trained, so there are "
+    "no training statistics"
 )
+STARTED = "Statistics arrive after the first steps"
+NONE_IN_FILE = "No statistics recorded in this file: they arrive with the first training steps"
+NONE_YET = "No statistics yet: they arrive with the first training steps"
 HOVER_HINT = "Hover over a plot to read its values"
 
 
@@ -153,7 +157,7 @@ class DistributionsPanel(Panel):
         self.scroll.setFrameShape(QScrollArea.Shape.NoFrame)
         self.scroll.setWidget(self.graphics)
 
-        self.empty_label = QLabel(EMPTY_HINT)
+        self.empty_label = QLabel(NO_MODEL_HINT)
         self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.empty_label.setWordWrap(True)
         self.empty_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
@@ -174,6 +178,7 @@ class DistributionsPanel(Panel):
         )
         self.listen(session.events_added, self.add_events)
         self.listen(session.model_loaded, self.clear)
+        self.listen(session.status_changed, self.mark_stale)  # the message may change
 
     # ----- data ----------------------------------------------------------------------------
     def add_events(self, events: list[Any]) -> None:
@@ -202,6 +207,7 @@ class DistributionsPanel(Panel):
             self._build_rows(names)
         self.stack.setCurrentWidget(self.scroll if h.n else self.empty_label)
         if not h.n or h.latest is None:
+            self.empty_label.setText(no_statistics_message(self.session, NO_MODEL_HINT))
             return
         x = h.steps
         sizes = self.log_scale.isChecked()
@@ -378,6 +384,20 @@ class DistributionsPanel(Panel):
                 plot.getAxis("bottom").setPen(bg)
         hint = [0.45 * f + 0.55 * b for f, b in zip(fg.getRgbF(), bg.getRgbF(), strict=True)]
         self.empty_label.setStyleSheet(f"color: {QColor.fromRgbF(*hint).name()}; font-size: 13pt;")
+
+
+def no_statistics_message(session: Session, no_model: str) -> str:
+    """Why there are no training statistics to show, in the words true of this model:
+    ``no_model`` without one, and otherwise whether it can be trained at all, is being
+    trained or has none saved."""
+    if session.loaded is None:
+        return no_model
+    if not session.trainable:
+        return VIEW_ONLY
+    if session.status in (RUNNING, PAUSED):
+        return STARTED
+    # A file opened just now: statistics are not saved in it (a trained sample has none).
+    return NONE_IN_FILE if session.path is not None and not session.dirty else NONE_YET
 
 
 def _gradient_histogram(record: LayerRecord, floor: float | None) -> tuple[np.ndarray, np.ndarray]:

@@ -39,6 +39,7 @@ from nnviz.core.layer_stats import (
 )
 from nnviz.core.snapshot import LayerRecord, LayerStats
 from nnviz.qt.panels.base import Panel
+from nnviz.qt.panels.distributions import no_statistics_message
 from nnviz.state import Session
 
 # An amber that reads on light and dark backgrounds once mixed into them.
@@ -50,9 +51,9 @@ RULES = (
     f"{DEAD_FRACTION_HIGH:.0%} dead ReLUs; gradient norms at least "
     f"1/{1 / VANISHING_SHARE:,.0f} of the largest layer's. Hover over a header or a cell for more."
 )
-EMPTY_HINT = (
-    "Train the model to see how healthy each layer is\n"
-    "(dead ReLUs, gradient sizes and update sizes, a few times a second)"
+NO_MODEL_HINT = (
+    "Load a model to see how healthy each layer is while it trains "
+    "(dead ReLUs, gradient sizes and update sizes)"
 )
 # (header, figure name in health_warnings, header tooltip)
 COLUMNS = (
@@ -145,7 +146,7 @@ class LayerHealthPanel(Panel):
         self.rules.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.rules.setContentsMargins(4, 0, 4, 4)
 
-        self.empty_label = QLabel(EMPTY_HINT)
+        self.empty_label = QLabel(NO_MODEL_HINT)
         self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.empty_label.setWordWrap(True)
         self.empty_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
@@ -166,6 +167,7 @@ class LayerHealthPanel(Panel):
 
         self.listen(session.events_added, self.add_events)
         self.listen(session.model_loaded, self.clear)
+        self.listen(session.status_changed, self.mark_stale)  # the message may change
 
     def add_events(self, events: list[Any]) -> None:
         """Keep the latest statistics among the reports; drawn on ``refresh``."""
@@ -185,6 +187,7 @@ class LayerHealthPanel(Panel):
         self.stack.setCurrentIndex(0 if stats is not None else 1)
         if stats is None:
             self.table.setRowCount(0)
+            self.empty_label.setText(no_statistics_message(self.session, NO_MODEL_HINT))
             return
         warnings = health_warnings(stats)
         if self.table.rowCount() != len(stats.layers):
