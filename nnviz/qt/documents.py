@@ -1,7 +1,10 @@
 """Models and data the user opens, creates and saves, and the dialogs that go with them.
 
 Every failure becomes a message in the window (the Session's error event); the app
-keeps running. Saves go through the core's atomic checkpoint writer.
+keeps running. Saves go through the core's atomic checkpoint writer. Nothing replaces
+an unsaved trained model without asking first, a sample model (or any file the user
+may not write) is never written over, and ``autosave`` keeps unsaved training in a
+recovery file while the app runs.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject, Qt, QTimer
+from PySide6.QtCore import QObject, QStandardPaths, Qt, QTimer
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QProgressDialog
 
 from nnviz.core.checkpoint import save_checkpoint
@@ -18,12 +21,15 @@ from nnviz.core.data import load_splits
 from nnviz.core.errors import DownloadCancelled, NnvizError
 from nnviz.core.modelfile import load_model
 from nnviz.core.models import PRESETS, ArchSpec, build_model
+from nnviz.core.places import is_read_only, is_sample
+from nnviz.qt.autosave import Autosave
 
 if TYPE_CHECKING:
     from nnviz.qt.main_window import MainWindow
 
 MODEL_FILTER = "Models (*.nnviz *.pt2 *.pt *.pth *.ts *.zip);;All files (*)"
 MAX_RECENT = 8
+CLOSING = "Quit nnviz?"  # what the question about unsaved training is asked before, by default
 
 
 class Documents(QObject):
@@ -32,6 +38,9 @@ class Documents(QObject):
         self.window = window
         self.session = window.session
         self._download: threading.Thread | None = None
+        self._about_to = CLOSING
+        self.autosave = Autosave(window)
+        self.session.model_loaded.connect(self._say_if_read_only)
 
     # ----- models ------------------------------------------------------------------------
     @staticmethod
@@ -56,12 +65,14 @@ class Documents(QObject):
         except Exception as exc:  # noqa: BLE001 - any failure is a message, never a crash
             self.session.report_error(f"{Path(path).name}: cannot open: {exc}")
             return False
+        if not self.may_replace(f"Open {Path(path).name}?"):
+            return False
         self.session.set_model(loaded)
         self._remember(path)
         return True
 
     def new_from_preset(self, name: str) -> None:
-        if self._busy():
+        if self._busy() or not self.may_replace(f"Start a new {name}?"):
             return
         self.session.set_model(load_model(name, seed=self.session.config.seed))
 
@@ -73,7 +84,9 @@ class Documents(QObject):
         current = self.session.loaded.spec if self.session.loaded is not None else None
         dialog = ArchitectureDialog(current, self.window)
         if dialog.exec():
-            self.use_spec(dialog.spec())
+            spec = dialog.spec()
+            if self.may_replace(f"Build the new architecture {spec.name}?"):
+                self.use_spec(spec)
 
     def use_spec(self, spec: ArchSpec) -> None:
         from nnviz.core.modelfile import LoadedModel
@@ -93,6 +106,8 @@ class Documents(QObject):
         loaded = self.session.loaded
         if loaded is None or loaded.spec is None or self._busy():
             return
+        if not self.may_replace(f"Reinitialise the weights of {loaded.display_name}?"):
+            return
         spec = loaded.spec
         self.use_spec(spec)
         self.session.set_dirty(True)
@@ -103,16 +118,65 @@ class Documents(QObject):
             return True
         return False
 
+    def may_replace(self, what: str) -> bool:
+        """Whether the current model may give way to what the user asked for (``what``,
+        e.g. "Open x.nnviz?"): at once if it has no unsaved training, else as the user
+        answers: Save (and go on only if the save worked), Discard, or Cancel."""
+        if not (self.session.dirty and self.session.trainable):
+            return True
+        # Asked through ask_to_save, which takes no arguments: tests and the benchmark
+        # replace it to answer without a dialog, for this question as for quitting.
+        self._about_to = what
+        try:
+            answer = self.ask_to_save()
+        finally:
+            self._about_to = CLOSING
+        if answer == "save":
+            return self.save()
+        return answer == "discard"
+
     # ----- saving ------------------------------------------------------------------------
+    @property
+    def read_only(self) -> bool:
+        """True when Save must not write where the model came from (a sample, or a file
+        the user may not write): Save becomes Save As."""
+        path = self.session.path
+        return path is not None and is_read_only(path)
+
+    def title_note(self) -> str:
+        """What the window title adds after the model's name ("" for most files)."""
+        if not self.read_only:
+            return ""
+        return " (read-only sample)" if is_sample(self.session.path) else " (read-only)"
+
+    def _say_if_read_only(self) -> None:
+        if self.read_only:
+            name = self.session.loaded.display_name
+            kind = "a sample" if is_sample(self.session.path) else "a file you cannot change"
+            self.window.statusBar().showMessage(
+                f"{name} is {kind} and opens read-only: Save asks where to keep your copy",
+                15000,
+            )
+
     def save(self) -> bool:
         path = self.session.path
-        return self.save_to(path) if path is not None else self.save_as()
+        if path is None or self.read_only:
+            return self.save_as()
+        return self.save_to(path)
+
+    def suggested_path(self) -> Path:
+        """Where Save As proposes to save: the model's own file if the user may write it,
+        else a file of the model's name in the user's documents folder."""
+        path = self.session.path
+        if path is not None and not is_read_only(path):
+            return path
+        loaded = self.session.loaded
+        stem = loaded.display_name.removesuffix(".nnviz") if loaded is not None else "model"
+        return documents_folder() / f"{stem}.nnviz"
 
     def save_as(self) -> bool:
-        loaded = self.session.loaded
-        suggestion = f"{loaded.display_name.removesuffix('.nnviz')}.nnviz" if loaded else ""
         path, _ = QFileDialog.getSaveFileName(
-            self.window, "Save model", suggestion, "nnviz model (*.nnviz)"
+            self.window, "Save model", str(self.suggested_path()), "nnviz model (*.nnviz)"
         )
         if not path:
             return False
@@ -121,6 +185,13 @@ class Documents(QObject):
         return self.save_to(Path(path))
 
     def save_to(self, path: Path) -> bool:
+        if is_read_only(path):
+            where = "the sample models' folder" if is_sample(path) else "a read-only place"
+            self.session.report_error(
+                f"{path.name} was not saved: {path.parent} is {where}; "
+                "choose another folder, such as your Documents"
+            )
+            return False
         try:
             save_checkpoint(path, self.session.to_checkpoint())
         except NnvizError as exc:
@@ -137,7 +208,8 @@ class Documents(QObject):
         return True
 
     def ask_to_save(self) -> str:
-        """'save', 'discard' or 'cancel' for an unsaved trained model."""
+        """'save', 'discard' or 'cancel' for an unsaved trained model, asked before
+        quitting, or before what ``may_replace`` is about to do."""
         buttons = (
             QMessageBox.StandardButton.Save
             | QMessageBox.StandardButton.Discard
@@ -146,8 +218,9 @@ class Documents(QObject):
         answer = QMessageBox.question(
             self.window,
             "Save the trained model?",
-            "The model has changed since it was last saved. Save it before closing?",
+            f"{self._about_to} The trained model has unsaved changes.",
             buttons,
+            QMessageBox.StandardButton.Save,
         )
         return {
             QMessageBox.StandardButton.Save: "save",
@@ -243,3 +316,13 @@ class Documents(QObject):
         timer.timeout.connect(tick)
         thread.start()
         timer.start(50)
+
+
+def documents_folder() -> Path:
+    """The user's documents folder (their home folder where there is none); never the
+    package's sample folder."""
+    location = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.DocumentsLocation)
+    folder = Path(location) if location else Path.home()
+    if not folder.is_dir() or is_read_only(folder / "model.nnviz"):
+        folder = Path.home()
+    return folder
