@@ -206,12 +206,19 @@ def test_explaining_a_model_in_train_mode_uses_eval_mode(digits):
     np.testing.assert_array_equal(saliency(model, image), expected)
 
 
-def test_exported_models_give_saliency_and_fgsm_but_not_grad_cam(exported_module, lenet, digits):
+def test_exported_models_give_saliency_fgsm_and_grad_cam(exported_module, lenet, digits):
     image = digits[0][3]
     np.testing.assert_allclose(saliency(exported_module, image), saliency(lenet, image), atol=1e-6)
     assert fgsm(exported_module, image).new_class == fgsm(lenet, image).new_class
-    with pytest.raises(NnvizError, match=r"Grad-CAM .* exported \(\.pt2\) model"):
-        grad_cam(exported_module, image)
+    assert default_cam_layer(exported_module) == "relu2"
+    # conv1's maps are the input's size: the same map without the plain module's geometry.
+    np.testing.assert_allclose(
+        grad_cam(exported_module, image, layer="conv1"),
+        grad_cam(lenet, image, layer="conv1"),
+        atol=1e-5,
+    )
+    cam = grad_cam(exported_module, image)
+    assert cam.shape == (28, 28) and cam.max() == 1.0
 
 
 @pytest.mark.parametrize(

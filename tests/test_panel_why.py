@@ -15,6 +15,7 @@ from PySide6.QtGui import QColor, QPalette
 from nnviz.core.explain import default_cam_layer, grad_cam, saliency
 from nnviz.core.modelfile import load_model
 from nnviz.core.training import TrainConfig, Trainer
+from nnviz.qt.panels.feature_maps import FeatureMapsPanel
 from nnviz.qt.panels.overlay import heat_colours, signed_colours
 from nnviz.qt.panels.why import NO_CONV, NO_INPUT, WhyPanel
 
@@ -194,20 +195,65 @@ def test_a_model_without_conv_layers_says_so_and_keeps_saliency(shown, open_sess
     )
 
 
-def test_an_exported_model_gets_saliency_and_says_why_no_grad_cam(
-    shown, open_session, data, exported_lenet
+class _SmallCnn(torch.nn.Module):
+    """A user's own CNN (not a Sequential): its Grad-CAM is stretched over the input."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 4, 3, padding=1)
+        self.relu = torch.nn.ReLU()
+        self.pool = torch.nn.MaxPool2d(2)
+        self.fc = torch.nn.Linear(4 * 14 * 14, 10)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(self.pool(self.relu(self.conv(x))), 1))
+
+
+def _layer_choices(panel):
+    return [panel.layer_choice.itemData(i) for i in range(panel.layer_choice.count())]
+
+
+def test_a_torchscript_model_gets_grad_cam_on_the_layers_feature_maps_shows(
+    show_panel, shown, open_session, data, tmp_path
 ):
+    torch.manual_seed(0)
+    module = _SmallCnn().eval()
+    path = tmp_path / "small_cnn.pt"
+    torch.jit.trace(module, torch.zeros(1, 1, 28, 28)).save(str(path))
+    s = open_session(str(path), data)
+    assert s.loaded.kind == "torchscript"
+    panel = shown(s)
+    maps = show_panel(FeatureMapsPanel, s)
+    assert panel.cam_problem() is None and not panel.cam_card.showing_note()
+    assert _layer_choices(panel) == ["conv", "relu"] and panel.cam_layer() == "relu"
+    assert set(_layer_choices(panel)) <= set(maps.layer_names())  # the two views agree
+    image, predicted = s.current_input.image, _predicted(s)
+    # The same Grad-CAM as the module that was traced gives, read through hooks.
+    for index, layer in enumerate(_layer_choices(panel)):
+        panel.layer_choice.setCurrentIndex(index)
+        expected = grad_cam(module, image, predicted, layer)
+        assert expected.max() == 1.0
+        np.testing.assert_allclose(panel.shown_cam, expected, atol=1e-5)
+        assert f"features of {layer} found evidence" in panel.cam_card.caption.text()
+
+
+def test_an_exported_model_gets_saliency_and_grad_cam(shown, open_session, data, exported_lenet):
     module = load_model(LENET).module  # what was exported: the reference
     s = open_session(exported_lenet, data)
     assert s.loaded.kind == "export"
     panel = shown(s)
-    assert panel.cam_card.showing_note()
-    assert "exported (.pt2)" in panel.cam_card.note.text()
+    assert panel.cam_problem() is None and not panel.cam_card.showing_note()
+    assert _layer_choices(panel) == ["conv1", "conv2", "relu2"]
+    assert panel.cam_layer() == "relu2"
+    image, predicted = s.current_input.image, _predicted(s)
     np.testing.assert_allclose(
-        panel.shown_saliency,
-        saliency(module, s.current_input.image, _predicted(s)),
-        rtol=1e-4,
-        atol=1e-6,
+        panel.shown_saliency, saliency(module, image, predicted), rtol=1e-4, atol=1e-6
+    )
+    # conv1's maps are as large as the input, so they line up without the layer
+    # geometry that only a plain module gives; the deeper maps are stretched over it.
+    panel.layer_choice.setCurrentIndex(0)
+    np.testing.assert_allclose(
+        panel.shown_cam, grad_cam(module, image, predicted, "conv1"), atol=1e-5
     )
 
 

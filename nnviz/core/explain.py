@@ -8,8 +8,10 @@
   Kurakin et al. 2017) that makes the model change its answer.
 
 None of them changes the model (see ``nnviz.core.gradients``). Grad-CAM needs the
-outputs of a layer, so it works on nnviz's own models and plain PyTorch modules, not
-on TorchScript or exported (.pt2) ones; the others work on every kind.
+output of a layer and the gradient with respect to it: a forward hook gives them in
+nnviz's own models and plain PyTorch modules; in TorchScript and exported (.pt2) models,
+which take no hooks, the layers are reached as the Feature maps view reaches them
+(``nnviz.core.graph_capture``), by their type names. All of them work on every kind.
 """
 
 from __future__ import annotations
@@ -20,15 +22,15 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
+from torch import fx, nn
 from torch.nn import functional as F
 
+from nnviz.core import graph_capture
 from nnviz.core.errors import NnvizError
 from nnviz.core.gradients import (
     as_module,
     class_scores,
     gradient_mode,
-    hookable,
     layer_named,
     layer_output,
     model_input,
@@ -70,16 +72,47 @@ def saliency(
     return to_numpy(grad[0].sum(0) if signed else grad[0].abs().amax(0))
 
 
+_ACTIVATION_NAMES = frozenset(cls.__name__ for cls in ACTIVATIONS.values())
+
+
+def _graph_layers(module: nn.Module) -> dict[str, str] | None:
+    """Leaf layer -> type name, in the order they run, of a model that takes no hooks
+    (TorchScript, exported); None for a plain module."""
+    if isinstance(module, torch.jit.ScriptModule):
+        types = graph_capture.script_leaves(module)
+        return {n: types[n] for n in graph_capture.script_order(module) if n}
+    if isinstance(module, fx.GraphModule) and graph_capture.has_module_stack(module):
+        return graph_capture.exported_layers(module)
+    return None
+
+
+def _leaf_types(module: nn.Module) -> dict[str, str]:
+    """Every leaf layer -> its type name: in the order they run for TorchScript and
+    exported models, in definition order for plain modules."""
+    graph = _graph_layers(module)
+    if graph is not None:
+        return graph
+    return {
+        n: type(m).__name__
+        for n, m in module.named_modules()
+        if n and next(iter(m.children()), None) is None
+    }
+
+
 def conv_layers(model: Any) -> list[str]:
-    """Names of the model's 2-D convolution layers, in definition order."""
-    return [n for n, m in as_module(model).named_modules() if isinstance(m, nn.Conv2d)]
+    """Names of the model's 2-D convolution layers."""
+    module = as_module(model)
+    if _graph_layers(module) is None:
+        return [n for n, m in module.named_modules() if isinstance(m, nn.Conv2d)]
+    return [n for n, kind in _leaf_types(module).items() if kind == "Conv2d"]
 
 
 def default_cam_layer(model: Any) -> str:
     """The layer Grad-CAM uses by default: the last conv layer, or the activation right
     after it (the paper uses rectified feature maps)."""
-    module = hookable(model, "Grad-CAM")
-    names = [n for n, m in module.named_modules() if next(iter(m.children()), None) is None]
+    module = as_module(model)
+    types = _leaf_types(module)
+    names = list(types)
     convs = [i for i, n in enumerate(names) if n in set(conv_layers(module))]
     if not convs:
         raise NnvizError(
@@ -87,10 +120,56 @@ def default_cam_layer(model: Any) -> str:
         )
     last = convs[-1]
     after = names[last + 1] if last + 1 < len(names) else None
-    modules = dict(module.named_modules())
-    if after is not None and isinstance(modules[after], tuple(ACTIVATIONS.values())):
+    if after is not None and types[after] in _ACTIVATION_NAMES:
         return after
     return names[last]
+
+
+def cam_layers(model: Any) -> tuple[list[str], str | None]:
+    """The layers Grad-CAM can weigh (the conv layers and the default, in order) and the
+    default; ([], None) when the model has no conv layer."""
+    module = as_module(model)
+    if not conv_layers(module):
+        return [], None
+    default = default_cam_layer(module)
+    wanted = {*conv_layers(module), default}
+    return [n for n in _leaf_types(module) if n in wanted], default
+
+
+def _features_and_scores(
+    module: nn.Module, x: torch.Tensor, name: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``name``'s output for ``x`` and the model's class scores, joined by a graph so
+    the scores' gradient with respect to the output can be taken."""
+    graph = _graph_layers(module)
+    if graph is None:  # a plain module: a forward hook catches the output
+        with layer_output(layer_named(module, name)) as outputs:
+            logits = class_scores(module, x)
+        return output_of(outputs, name), logits
+    if name not in graph:
+        raise NnvizError(
+            f"the model has no layer named {name!r}; its layers are {', '.join(graph)}"
+        )
+    try:
+        if isinstance(module, torch.jit.ScriptModule):
+            found = graph_capture.run_script(module, x, [name])
+        elif graph_capture.exported_batch(module) != 1:
+            raise NnvizError("Grad-CAM needs a model that takes one image at a time")
+        else:
+            found = graph_capture.run_exported(module, x, [name])
+        features = found[name].detach().clone()
+        if features.dim() != 4:
+            return features, class_scores(module, x)  # refused by the caller, by shape
+        # The copy asks for gradients and goes back in the layer's place.
+        features.requires_grad_(True)
+        logits = graph_capture.output_with_layer_replaced(module, x, name, features)
+    except (RuntimeError, AssertionError) as exc:
+        raise NnvizError(
+            f"the model failed on an input of shape {tuple(x.shape[1:])}: {exc}"
+        ) from exc
+    if not isinstance(logits, torch.Tensor) or logits.dim() != 2:
+        raise NnvizError("the model must give one row of class scores per input")
+    return features, logits
 
 
 def _pair(value: Any) -> tuple[int, int]:
@@ -149,15 +228,14 @@ def grad_cam(
     Each feature map is weighted by its mean gradient; the weighted sum's positive part
     is scaled so its peak is 1 (all zeros when nothing speaks for the class).
     """
-    module = hookable(model, "Grad-CAM")
+    module = as_module(model)
     name = default_cam_layer(module) if layer is None else layer
-    with gradient_mode(module), layer_output(layer_named(module, name)) as outputs:
+    with gradient_mode(module):
         # The input asks for gradients so the layer's output has a graph even when every
         # parameter is frozen.
         x = model_input(module, image).requires_grad_(True)
-        logits = class_scores(module, x)
+        features, logits = _features_and_scores(module, x, name)
         k = pick_class(logits, target)
-        features = output_of(outputs, name)
         if features.dim() != 4:
             raise NnvizError(
                 f"Grad-CAM needs a layer of feature maps; {name!r} gives {tuple(features.shape)}"

@@ -20,7 +20,9 @@ is read from ``Node.getModuleHierarchy()``, which inlining fills in.
 Interventions (``UnitEdit``) change a layer's output where it is made: the interpreter
 replaces the node's value; in TorchScript an ``aten::where(mask, fill, value)`` is
 inserted after the layer's value, which every later use reads instead, with the mask
-and fill as extra graph inputs.
+and fill as extra graph inputs. The same way, ``output_with_layer_replaced`` puts a
+given tensor in place of a layer's whole output, so gradients with respect to a layer's
+output (Grad-CAM) are had without hooks.
 """
 
 from __future__ import annotations
@@ -372,3 +374,49 @@ def _script_output_shape(module: torch.jit.ScriptModule, x: torch.Tensor, layer:
     if key not in cache:
         cache[key] = tuple(run_script(module, x[:1], [layer])[layer].shape[1:])
     return cache[key]
+
+
+# ---------------------------------------------------------------- a layer's output replaced
+
+
+class _Replace:
+    """An edit that puts ``value`` in place of a layer's whole output: run with it, the
+    model's output has gradients with respect to ``value`` (what Grad-CAM weighs)."""
+
+    def __init__(self, value: torch.Tensor) -> None:
+        self.value = value
+
+    def __call__(self, output: Any) -> torch.Tensor:
+        if not isinstance(output, torch.Tensor) or output.shape != self.value.shape:
+            raise NnvizError("the layer's output changed shape between two runs")
+        return self.value.clone()  # a later in-place op must not change ``value``
+
+    def tensors(self, shape: Any, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mask, fill) for TorchScript's ``where``: every unit comes from ``value``."""
+        return torch.ones(tuple(shape), dtype=torch.bool, device=like.device), self.value
+
+
+def output_with_layer_replaced(
+    model: fx.GraphModule | torch.jit.ScriptModule, x: torch.Tensor, layer: str, value: Any
+) -> Any:
+    """The output of an exported graph module or TorchScript module for input ``x`` (a
+    batch of one), with ``layer``'s output replaced by ``value`` wherever it is read.
+
+    Hooks cannot reach a layer of these kinds, so this is how the gradient of the output
+    with respect to a layer's output is had: run once to get the layer's output (its
+    copy from ``run_exported`` or ``run_script``), make that copy ask for gradients, and
+    run again with it in the layer's place.
+    """
+    edit = _Replace(value)
+    if isinstance(model, torch.jit.ScriptModule):
+        cache = _SCRIPT_PLANS.setdefault(model, {})
+        key = ((), (layer,))  # the plan run_script makes for no captures and one edit
+        if key not in cache:
+            cache[key] = _capture_function(model, (), (layer,))
+        function, _ = cache[key]
+        outputs = function(model._c, x, *edit.tensors(value.shape, x))
+        return outputs[0]
+    _, last = _exported_plan(model)
+    if layer not in last:
+        raise NnvizError(f"the model has no layer named {layer!r}")
+    return _TapInterpreter(model, {}, {last[layer]: edit}).run(x)

@@ -6,8 +6,9 @@ pixel changes the score), and Grad-CAM, where on the last convolution layer's fe
 maps the evidence for the class lies. The class is the predicted one unless the user
 picks another ("which pixels pushed towards 7?"). Both maps cost about 2 ms, so they are
 computed in ``redraw`` and follow the input, the weights while training and the units
-switched off. Models that cannot give Grad-CAM (no conv layer; TorchScript or exported
-files) say so in its place, and saliency still works.
+switched off. Grad-CAM reaches the layers of TorchScript and exported files as the
+Feature maps view does; a model without a conv layer says so in its place, and
+saliency still works.
 """
 
 from __future__ import annotations
@@ -29,8 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from nnviz.core.errors import NnvizError
-from nnviz.core.explain import conv_layers, default_cam_layer, grad_cam, saliency
-from nnviz.core.gradients import hookable
+from nnviz.core.explain import cam_layers, grad_cam, saliency
 from nnviz.qt.panels.base import Panel
 from nnviz.qt.panels.mosaic import message_pages
 from nnviz.qt.panels.overlay import (
@@ -181,18 +181,13 @@ class WhyPanel(Panel):
         self._cam_problem = None
         if module is not None:
             try:
-                layers = conv_layers(hookable(module, "Grad-CAM"))
-                default = default_cam_layer(module) if layers else None
+                # The conv layers and the default (the activation after the last one).
+                layers, default = cam_layers(module)
             except NnvizError as exc:
                 layers, default, self._cam_problem = [], None, _sentence(str(exc))
-            if layers:
-                order = [n for n, _ in module.named_modules()]
-                if default not in layers:  # the activation after the last conv layer
-                    layers = sorted([*layers, default], key=order.index)
-                for name in layers:
-                    self.layer_choice.addItem(
-                        f"{name} (default)" if name == default else name, name
-                    )
+            for name in layers:
+                self.layer_choice.addItem(f"{name} (default)" if name == default else name, name)
+            if default is not None:
                 self.layer_choice.setCurrentIndex(layers.index(default))
             elif self._cam_problem is None:
                 self._cam_problem = NO_CONV
