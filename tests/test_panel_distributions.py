@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 from PySide6.QtCore import QPointF
-from PySide6.QtGui import QColor, QPalette
+from PySide6.QtGui import QColor, QImage, QPainter, QPalette
 
 from nnviz.core.modelfile import load_model
 from nnviz.core.models import ArchSpec
@@ -169,6 +169,36 @@ def deep_sigmoid_spec():
     from nnviz.core.models import build_model
 
     return LoadedModel(build_model(DEEP_SIGMOID, seed=0), "spec", None, DEEP_SIGMOID)
+
+
+def _step_labels(axis):
+    """The step labels an axis draws: (left, right, text), left to right."""
+    picture = QImage(10, 10, QImage.Format.Format_ARGB32)
+    with QPainter(picture) as painter:
+        _, _, texts = axis.generateDrawSpecs(painter)
+    return sorted((rect.left(), rect.right(), text) for rect, _, text in texts)
+
+
+@pytest.mark.parametrize("last_step", [11_000, 110_000, 1_100_000])
+def test_step_labels_never_run_together(show_panel, open_session, data, train, last_step):
+    s = open_session(_sample("mlp-3b1b"), data, index=None)
+    panel = show_panel(DistributionsPanel, s, size=(420, 600))  # plots about 100 px wide
+    stats = train(s, steps=4)
+    # Real statistics, as a long run reports them: 41 points up to ``last_step``.
+    later = [dataclasses.replace(stats[i % 4], step=i * last_step // 40) for i in range(41)]
+    s.publish(None, later)
+    assert panel.refresh()
+    panel.grab()  # laid out and painted, as on screen
+    for plot in (panel.rows[-1].weights_plot, panel.rows[-1].gradients_plot):
+        axis = plot.getAxis("bottom")
+        labels = _step_labels(axis)
+        assert labels, "the steps are labelled"
+        # Short (5k, 110k, 1M), and each clear of the next: 5000, 10000 and 15000 under
+        # a plot 100 px wide ran into "500010000150000".
+        assert all(len(text) <= 4 and text[-1] in "0123456789kM" for _, _, text in labels)
+        for (_, right, _), (left, _, _) in zip(labels, labels[1:], strict=False):
+            assert left - right >= 4
+        assert labels[-1][1] <= axis.width() + 20  # the last one on the axis
 
 
 # ----- distributions ----------------------------------------------------------------------

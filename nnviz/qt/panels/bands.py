@@ -6,15 +6,18 @@ goes on, so a run of any length holds at most ``MAX_POINTS`` points per series a
 whole span. ``PercentileBands`` draws one series as nested filled outlines, one
 ``QGraphicsPathItem`` per band given a new path on each redraw (FillBetweenItem needs two
 hidden curves per band and rebuilds its path on each curve's change), and a median line;
-``histogram_path`` draws the histogram beside them.
+``histogram_path`` draws the histogram beside them. ``StepAxis`` labels the training
+steps under them, few enough never to run together.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QBrush, QColor, QPainterPath, QPen
+from PySide6.QtGui import QBrush, QColor, QFontMetricsF, QPainterPath, QPen
 from PySide6.QtWidgets import QGraphicsPathItem
 
 from nnviz.core.layer_stats import BAND_PERCENTS
@@ -165,3 +168,57 @@ def histogram_path(counts: np.ndarray, edges: np.ndarray) -> QPainterPath:
     path = pg.arrayToQPath(np.concatenate([[0.0], xs, [0.0]]), np.concatenate([[lo], ys, [hi]]))
     path.closeSubpath()
     return path
+
+
+LABEL_GAP_PX = 12  # at least this much room between two step labels
+
+
+def step_label(value: float) -> str:
+    """A step count in few characters: 500, 5k, 12.5k, 1.5M."""
+    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g}{suffix}"
+    return f"{value:.3g}"
+
+
+class StepAxis(pg.AxisItem):
+    """A bottom axis of training steps whose labels never run together.
+
+    pyqtgraph always draws its major ticks' labels, crowded or not: 5000, 10000 and 15000
+    under a plot 90 pixels wide ran into "500010000150000". Here the labels are short
+    ("5k") and the major ticks are spaced so that each label has room for its width.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("bottom")
+
+    def tickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:  # noqa: N802 - pyqtgraph's name
+        return [step_label(v * scale) for v in values]
+
+    def tickSpacing(self, minVal: float, maxVal: float, size: float) -> list[tuple[float, float]]:  # noqa: N802, N803 - pyqtgraph's names
+        levels = super().tickSpacing(minVal, maxVal, size)
+        span = maxVal - minVal
+        if not levels or not (span > 0 and size > 0):
+            return levels
+        major = levels[0][0]
+        if self._labels_fit(major, minVal, maxVal, size):
+            return levels
+        # The next 1, 2 or 5 times a power of ten whose labels all have room.
+        power = 10.0 ** math.floor(math.log10(major))
+        while not self._labels_fit(major, minVal, maxVal, size) and major < span:
+            major = next(m * power for m in (1, 2, 5, 10) if m * power > major * 1.0001)
+            power = 10.0 ** math.floor(math.log10(major))
+        return [(major, 0.0)]  # no minor level: its labels could crowd in again
+
+    def _labels_fit(self, major: float, low: float, high: float, size: float) -> bool:
+        """Whether labels every ``major`` steps stand apart, ``LABEL_GAP_PX`` or more."""
+        ticks = np.arange(math.ceil(low / major), math.floor(high / major) + 1) * major
+        if len(ticks) < 2:
+            return True
+        widest = max(self.label_width(v) for v in ticks[:50])
+        return major / (high - low) * size >= widest + LABEL_GAP_PX
+
+    def label_width(self, value: float) -> float:
+        """How wide the label of ``value`` is drawn, in pixels."""
+        font = self.style.get("tickFont") or self.font()
+        return QFontMetricsF(font).horizontalAdvance(step_label(value))

@@ -42,6 +42,7 @@ from nnviz.qt.panels.bands import (
     MEDIAN,
     BandHistory,
     PercentileBands,
+    StepAxis,
     equal_bins,
     floored_histogram,
     histogram_path,
@@ -70,9 +71,11 @@ class _LayerRow:
 
     def __init__(self, graphics: pg.GraphicsLayoutWidget, row: int, name: str) -> None:
         self.name = name
-        self.weights_plot: pg.PlotItem = graphics.addPlot(row=row, col=0)
+        steps = {"bottom": StepAxis()}
+        self.weights_plot: pg.PlotItem = graphics.addPlot(row=row, col=0, axisItems=steps)
         self.weight_histogram_plot: pg.PlotItem = graphics.addPlot(row=row, col=1)
-        self.gradients_plot: pg.PlotItem = graphics.addPlot(row=row, col=2)
+        steps = {"bottom": StepAxis()}
+        self.gradients_plot: pg.PlotItem = graphics.addPlot(row=row, col=2, axisItems=steps)
         self.gradient_histogram_plot: pg.PlotItem = graphics.addPlot(row=row, col=3)
         for plot in self.plots:
             plot.setMenuEnabled(False)
