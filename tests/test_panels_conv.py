@@ -55,12 +55,13 @@ def test_filter_tiles_are_the_conv_weights_in_place(shown, open_session, data):
     s = open_session(LENET, data)
     panel = shown(FiltersPanel, s)
     assert panel.layer_names() == ["conv1", "conv2"]
-    # conv1 reads one channel: its 6 filters wrap into a 2 x 3 grid in reading order.
+    # conv1 reads one channel: its 6 filters wrap into a grid in reading order, 3 rows
+    # of 2 in this tall panel (the grid that draws them largest).
     w1 = _weight(s, "conv1.weight")
     mosaic = panel._mosaic
-    assert (mosaic.rows, mosaic.cols) == (2, 3)
+    assert (mosaic.rows, mosaic.cols) == (3, 2)
     for o in range(6):
-        np.testing.assert_array_equal(mosaic.tile(*divmod(o, 3)), w1[o, 0])
+        np.testing.assert_array_equal(mosaic.tile(*divmod(o, 2)), w1[o, 0])
     m1 = np.abs(w1).max()
     _assert_levels(panel.mosaic_image, -m1, m1)
 
@@ -94,9 +95,9 @@ def test_averaged_filters_are_the_mean_over_in_channels(shown, open_session, dat
     assert panel.refresh()
     mean = _weight(s, "conv2.weight").mean(axis=1)
     mosaic = panel._mosaic
-    assert (mosaic.rows, mosaic.cols) == (4, 4)  # 16 filters, one tile each
+    assert (mosaic.rows, mosaic.cols) == (6, 3)  # 16 filters, one tile each, no empty row
     for o in range(16):
-        np.testing.assert_allclose(mosaic.tile(*divmod(o, 4)), mean[o], rtol=1e-6)
+        np.testing.assert_allclose(mosaic.tile(*divmod(o, 3)), mean[o], rtol=1e-6)
     _assert_levels(panel.mosaic_image, -np.abs(mean).max(), np.abs(mean).max())
     centre = panel.tile_centre(6)
     assert "filter 6" in panel.describe_at(centre.x(), centre.y())
@@ -176,7 +177,7 @@ def test_filters_follow_training_live(shown, open_session, data):
     w1 = _weight(s, "conv1.weight")
     assert not np.array_equal(panel._mosaic.image, before, equal_nan=True)
     for o in range(6):
-        np.testing.assert_array_equal(panel._mosaic.tile(*divmod(o, 3)), w1[o, 0])
+        np.testing.assert_array_equal(panel._mosaic.tile(*divmod(o, panel._mosaic.cols)), w1[o, 0])
 
 
 def test_a_model_without_convolutions_says_so(shown, open_session, data):
@@ -300,3 +301,39 @@ def test_dark_palette_and_real_weight_values_on_the_colour_bar(shown, open_sessi
     # Weights below 1 are labelled as they are, not as thousandths.
     assert filters.colour_bar.axis.autoSIPrefixScale == 1.0
     assert maps.layers["conv1"].bar.axis.autoSIPrefixScale == 1.0
+
+
+def _drawn_tile_px(panel) -> float:
+    """How large one filter (kw weights wide) is drawn on screen, in pixels."""
+    panel.graphics.grab()  # painted: the view has taken its range
+    mosaic = panel._mosaic
+    per_weight = panel.mosaic_image.sceneBoundingRect().width() / mosaic.image.shape[1]
+    return per_weight * mosaic.tile_w
+
+
+@pytest.mark.parametrize("size", [(600, 400), (420, 700)])
+def test_the_filter_grid_has_the_panel_until_a_filter_is_picked(shown, open_session, data, size):
+    panel = shown(FiltersPanel, open_session(LENET, data), size=size)
+    panel.set_layer("conv2")  # 16 filters x 6 in-channels of 5x5
+    assert panel.refresh()
+    # No empty "click to enlarge" half: the grid has the panel, each filter a usable size
+    # (they were 9 px at 600 x 400, over half the panel left empty).
+    assert not panel.detail.isVisible()
+    assert _drawn_tile_px(panel) >= 16
+    grid = panel.mosaic_image.sceneBoundingRect()
+    assert max(grid.width() / panel.width(), grid.height() / panel.height()) >= 0.6
+    # Along the panel's longer side: filters across a wide panel, down a tall one.
+    wide = size[0] > size[1]
+    assert (panel._mosaic.cols, panel._mosaic.rows) == ((16, 6) if wide else (6, 16))
+    panel.select_filter(3, 2)
+    assert panel.detail.isVisible()
+    assert panel.detail.height() <= 0.4 * panel.splitter.height()
+    assert _drawn_tile_px(panel) >= 10  # still readable beside the enlarged one
+    x, y = panel._mosaic.origin(*panel._tile_of(3, 2))
+    np.testing.assert_array_equal(
+        panel._mosaic.image[y : y + 5, x : x + 5], _weight(panel.session, "conv2.weight")[3, 2]
+    )
+    assert "filter 3" in panel.describe_at(x + 2.5, y + 2.5)
+    assert "in-channel 2" in panel.describe_at(x + 2.5, y + 2.5)
+    panel.hide_detail.click()
+    assert not panel.detail.isVisible() and panel.selected is None

@@ -1,11 +1,13 @@
 """The filters panel: every convolution filter of a layer as a small picture.
 
 A conv layer's weights (out, in, kh, kw) become ONE mosaic image: rows are filters
-(output channels), columns the input channels they read, with a NaN gap between tiles
-that draws transparent. A layer that reads one channel (lenet's first), or the view
-averaged over the inputs, has one tile per filter, wrapped into a square-ish grid.
+(output channels), columns the input channels they read (or the other way round when
+that draws them larger in the panel's shape), with a NaN gap between tiles that draws
+transparent. A layer that reads one channel (lenet's first), or the view averaged over
+the inputs, has one tile per filter, wrapped into the grid that draws them largest. A
+click enlarges a filter below the grid; until then the grid has the whole panel.
 One ImageItem for the whole layer costs about a millisecond where an item per filter
-costs ten (shared/design/PITFALLS.md), so the panel follows training live: watch
+costs ten, so the panel follows training live: watch
 lenet's first layer grow edge detectors. ``redraw`` fills a preallocated array with
 numpy and hands it over in one ``setImage``. Right-click a filter to switch off its
 output channel (``intervention_menu``).
@@ -13,19 +15,19 @@ output channel (``intervention_menu``).
 
 from __future__ import annotations
 
-import math
 from typing import ClassVar
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QPalette, QPen
+from PySide6.QtGui import QColor, QPalette, QPen, QResizeEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QGraphicsRectItem,
     QHBoxLayout,
     QLabel,
+    QPushButton,
     QSizePolicy,
     QSplitter,
     QVBoxLayout,
@@ -38,6 +40,7 @@ from nnviz.qt.panels.intervention_menu import InterventionControls, UnitMarkers
 from nnviz.qt.panels.mosaic import (
     Mosaic,
     apply_palette,
+    best_wrap,
     fit,
     image_plot,
     message_pages,
@@ -46,11 +49,16 @@ from nnviz.qt.panels.mosaic import (
     readout_label,
     set_bar_levels,
     symmetric_limit,
+    tile_scale,
     tile_ticks,
 )
 from nnviz.state import Session
 
 NO_CONV_MESSAGE = "No convolution layers in this model \u2014 see Weights and Receptive fields"
+HOVER_HINT = "Click a filter to enlarge it; right-click it to switch it off"
+# Room the axes, their labels and the colour bar take beside the grid, in pixels.
+AXES_WIDTH, AXES_HEIGHT = 130, 50
+DETAIL_SHARE = 0.3  # of the height, for the enlarged filter once one is picked
 
 
 # ----- the panel -------------------------------------------------------------------------
@@ -71,6 +79,7 @@ class FiltersPanel(Panel):
         self._bias: np.ndarray | None = None
         self._in_channels = 0
         self._wrapped = False  # one tile per filter, in reading order (not filter x input)
+        self._transposed = False  # filters along the columns, in-channels down the rows
         self._detail_shape: tuple[int, ...] = ()
         self.selected: tuple[int, int] | None = None  # (out-channel, in-channel) enlarged
 
@@ -108,27 +117,34 @@ class FiltersPanel(Panel):
         self.detail_label = QLabel()
         self.detail_label.setWordWrap(True)
         self.detail_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.hide_detail = QPushButton("Hide")
+        self.hide_detail.setToolTip("Close the enlarged filter: the grid takes the room")
         self.detail_graphics = pg.GraphicsLayoutWidget()
         self.detail_plot, self.detail_image = image_plot()
         self.detail_graphics.addItem(self.detail_plot)
-        detail = QWidget()
-        detail_layout = QVBoxLayout(detail)
+        self.detail = QWidget()  # shown only while a filter is picked
+        detail_layout = QVBoxLayout(self.detail)
         detail_layout.setContentsMargins(4, 0, 4, 0)
-        detail_layout.addWidget(self.detail_label)
+        title = QHBoxLayout()
+        title.addWidget(self.detail_label, 1)
+        title.addWidget(self.hide_detail)
+        detail_layout.addLayout(title)
         detail_layout.addWidget(self.detail_graphics, 1)
-        splitter = QSplitter(Qt.Orientation.Vertical)
-        splitter.addWidget(self.graphics)
-        splitter.addWidget(detail)
-        splitter.setStretchFactor(0, 3)
-        splitter.setStretchFactor(1, 2)
+        self.detail.hide()
+        self.splitter = QSplitter(Qt.Orientation.Vertical)
+        self.splitter.addWidget(self.graphics)
+        self.splitter.addWidget(self.detail)
+        self.splitter.setStretchFactor(0, 1)
+        self.splitter.setStretchFactor(1, 0)
 
         self.readout = readout_label()
+        self.readout.setText(HOVER_HINT)
         content = QWidget()
         content_layout = QVBoxLayout(content)
         content_layout.setContentsMargins(0, 0, 0, 0)
         content_layout.setSpacing(2)
         content_layout.addLayout(bar)
-        content_layout.addWidget(splitter, 1)
+        content_layout.addWidget(self.splitter, 1)
         content_layout.addWidget(self.readout)
         self.pages, self.message = message_pages(self, content)
         self._apply_palette()
@@ -136,6 +152,7 @@ class FiltersPanel(Panel):
         self.layer_combo.currentIndexChanged.connect(self._layer_changed)
         self.average.toggled.connect(self._view_changed)
         self.per_filter.toggled.connect(self.mark_stale)
+        self.hide_detail.clicked.connect(self.clear_selection)
         self._mouse = pg.SignalProxy(
             self.graphics.scene().sigMouseMoved, rateLimit=30, slot=self._mouse_moved
         )
@@ -195,6 +212,12 @@ class FiltersPanel(Panel):
             self.selected = (self.selected[0], 0)
         self.mark_stale()
 
+    def clear_selection(self) -> None:
+        """No filter enlarged: the grid has the whole panel again."""
+        self.selected = None
+        self.mark_stale()
+        self.refresh(force=True)
+
     def select_filter(self, out_channel: int, in_channel: int = 0) -> None:
         """Enlarge one filter (in the averaged view, its mean over the inputs)."""
         layer = self.current_layer()
@@ -225,16 +248,21 @@ class FiltersPanel(Panel):
         shown = w.mean(axis=1, keepdims=True) if self.average.isChecked() else w
         self._shown = shown
         out, cols, kh, kw = shown.shape
+        self._show_detail(self.selected is not None and self.selected[0] < out)
         # A single column of tiles (averaged, or a first layer that reads one channel)
-        # wraps into a square-ish grid: bigger tiles for the filters people watch most.
-        wrapped = cols == 1
+        # wraps into the grid that draws them largest; filter x in-channel grids lie
+        # along the panel's longer side (lenet's conv2, 16 x 6, is wide in a wide panel).
+        wrapped, transposed = cols == 1, False
         rows = out
+        area = self._grid_area()
         if wrapped:
-            cols = math.ceil(math.sqrt(out))
-            rows = math.ceil(out / cols)
+            rows, cols = best_wrap(out, kh, kw, *area)
+        elif tile_scale(cols, out, kh, kw, *area) > tile_scale(out, cols, kh, kw, *area):
+            rows, cols, transposed = cols, out, True
         layout = (rows, cols, kh, kw, 1)
-        if self._mosaic is None or (self._mosaic.layout, self._wrapped) != (layout, wrapped):
-            self._mosaic, self._wrapped = Mosaic(*layout[:4]), wrapped
+        shape = (layout, wrapped, transposed)
+        if self._mosaic is None or (self._mosaic.layout, self._wrapped, self._transposed) != shape:
+            self._mosaic, self._wrapped, self._transposed = Mosaic(*layout[:4]), *shape[1:]
             self._set_axes()
         if self.per_filter.isChecked():
             scale = np.abs(shown).max(axis=(2, 3), keepdims=True)
@@ -245,19 +273,38 @@ class FiltersPanel(Panel):
         if wrapped:
             self._mosaic.fill_reading_order(display[:, 0])
         else:
-            self._mosaic.fill_grid(display)
+            self._mosaic.fill_grid(display.transpose(1, 0, 2, 3) if transposed else display)
         levels = (-limit, limit)
         self.mosaic_image.setImage(self._mosaic.image, autoLevels=False, levels=levels)
         set_bar_levels(self.colour_bar, levels)
         self._draw_detail(layer, display, levels)
         self._draw_markers(layer)
 
+    def _grid_area(self) -> tuple[float, float]:
+        """The room for the grid now, in pixels: the view less its axes and colour bar."""
+        width, height = self.graphics.width() - AXES_WIDTH, self.graphics.height() - AXES_HEIGHT
+        return max(width, 40), max(height, 40)
+
+    def _show_detail(self, on: bool) -> None:
+        """The enlarged filter below the grid, with ``DETAIL_SHARE`` of the height."""
+        if on == self.detail.isVisible():
+            return
+        self.detail.setVisible(on)
+        if on:
+            height = max(self.splitter.height(), 100)
+            share = round(height * DETAIL_SHARE)
+            self.splitter.setSizes([height - share, share])
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        self.mark_stale()  # another shape may draw the filters larger
+
     def _draw_markers(self, layer: str) -> None:
         """A marker on every tile of each switched-off or clamped filter."""
         m = self._mosaic
         spots = []
         for o, value in self.interventions.changed_units(layer).items():
-            for i in range(1 if self._wrapped else m.cols):
+            for i in range(1 if self._wrapped else self._shown.shape[1]):
                 if o < len(self._shown):
                     x, y = m.origin(*self._tile_of(o, i))
                     size = 0.8 * min(m.tile_h, m.tile_w)
@@ -286,9 +333,12 @@ class FiltersPanel(Panel):
             )
         else:
             left.setTicks(tile_ticks(mosaic.rows, mosaic.tile_h + 1, mosaic.tile_h))
-            self.mosaic_plot.setLabel("left", "filter (out-channel)")
             top.setTicks(tile_ticks(mosaic.cols, mosaic.tile_w + 1, mosaic.tile_w))
-            self.mosaic_plot.setLabel("top", "in-channel")
+            filters, inputs = "filter (out-channel)", "in-channel"
+            if self._transposed:
+                filters, inputs = inputs, filters
+            self.mosaic_plot.setLabel("left", filters)
+            self.mosaic_plot.setLabel("top", inputs)
         fit(self.mosaic_plot, mosaic.image.shape)
 
     def _draw_detail(self, layer: str, display: np.ndarray, levels: tuple[float, float]) -> None:
@@ -296,7 +346,7 @@ class FiltersPanel(Panel):
             self.selected = None
             self.highlight.hide()
             self.detail_image.clear()
-            self.detail_label.setText("Click a filter to enlarge it")
+            self._show_detail(False)
             return
         o, i = self.selected
         self.detail_image.setImage(
@@ -331,6 +381,8 @@ class FiltersPanel(Panel):
         if hit is None or self._shown is None:
             return None
         r, c, row, col = hit
+        if self._transposed:
+            return c, r, row, col
         if not self._wrapped:
             return r, c, row, col
         o = r * self._mosaic.cols + c
@@ -341,7 +393,7 @@ class FiltersPanel(Panel):
         assert self._mosaic is not None
         if self._wrapped:
             return divmod(out_channel, self._mosaic.cols)
-        return out_channel, in_channel
+        return (in_channel, out_channel) if self._transposed else (out_channel, in_channel)
 
     def _describe(self, o: int, i: int, row: int, col: int) -> str:
         assert self._shown is not None
@@ -367,9 +419,9 @@ class FiltersPanel(Panel):
         pos = args[0]
         if self.mosaic_plot.getViewBox().sceneBoundingRect().contains(pos):
             p = self.mosaic_image.mapFromScene(pos)
-            self.readout.setText(self.describe_at(p.x(), p.y()))
+            self.readout.setText(self.describe_at(p.x(), p.y()) or HOVER_HINT)
         else:
-            self.readout.clear()
+            self.readout.setText(HOVER_HINT)
 
     def _detail_moved(self, args: tuple[QPointF]) -> None:
         p = self.detail_image.mapFromScene(args[0])
@@ -398,7 +450,7 @@ class FiltersPanel(Panel):
             self.interventions.open_menu(self.current_layer(), hit[0], screen)
 
     def leaveEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt's name
-        self.readout.clear()
+        self.readout.setText(HOVER_HINT)
         super().leaveEvent(event)
 
     # ----- theme -------------------------------------------------------------------------

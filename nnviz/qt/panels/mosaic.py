@@ -88,6 +88,20 @@ class Mosaic:
         return row, col, ty, tx
 
 
+def tile_scale(
+    rows: int, cols: int, tile_h: int, tile_w: int, width: float, height: float
+) -> float:
+    """Screen pixels per value of a grid of rows x cols tiles (1-value gaps) drawn as large
+    as it fits in width x height pixels."""
+    return min(width / (cols * (tile_w + 1)), height / (rows * (tile_h + 1)))
+
+
+def best_wrap(count: int, tile_h: int, tile_w: int, width: float, height: float) -> tuple[int, int]:
+    """(rows, cols) of the grid that draws ``count`` tiles largest in width x height."""
+    grids = [(math.ceil(count / cols), cols) for cols in range(1, count + 1)]
+    return max(grids, key=lambda grid: tile_scale(*grid, tile_h, tile_w, width, height))
+
+
 def numpy_copy(tensor: torch.Tensor) -> np.ndarray:
     """A float32 numpy copy that training cannot change under the picture."""
     return tensor.detach().cpu().float().numpy().copy()
