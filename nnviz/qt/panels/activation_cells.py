@@ -143,6 +143,19 @@ class ActivationCells(QWidget):
         self._backdrop = None
         self.update()
 
+    def height_for(self, scale: float) -> float:
+        """The height that draws the strips with cells ``scale`` pixels wide (and their
+        captions); more than that at this width only leaves room below them."""
+        if not self.strips:
+            return 2 * CAPTION_PX  # the message
+        rows = sum(strip.rows for strip in self.strips)
+        gaps = LAYER_GAP * (len(self.strips) - 1) + 0.2
+        return CAPTION_PX * len(self.strips) + (rows + gaps) * scale
+
+    def widest_scale(self, width: float) -> float:
+        """The largest cells that a row of ``COLUMNS`` fits into ``width`` pixels."""
+        return width / (COLUMNS + 0.4)
+
     def to_widget(self, point: QPointF) -> QPointF:
         """A point in cell coordinates, in this widget's pixels."""
         return QPointF(self._x0 + point.x() * self.scale, point.y() * self.scale)

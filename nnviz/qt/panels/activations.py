@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 from PySide6.QtCore import QEvent, QObject, QPoint, QPointF, QSize, Qt, Signal
-from PySide6.QtGui import QPalette
+from PySide6.QtGui import QPalette, QResizeEvent
 from PySide6.QtWidgets import QLabel, QSizePolicy, QStackedLayout, QVBoxLayout, QWidget
 
 from nnviz.core.errors import NnvizError
@@ -32,7 +32,7 @@ from nnviz.qt import colours
 from nnviz.qt.panels.activation_cells import CELL_PX, ActivationCells, Strip, new_strip
 from nnviz.qt.panels.base import Panel
 from nnviz.qt.panels.intervention_menu import InterventionControls
-from nnviz.qt.panels.prediction_bars import PredictionBars
+from nnviz.qt.panels.prediction_bars import MIN_ROW_PX, ROOMY_ROW_PX, PredictionBars
 from nnviz.qt.theme import mix
 from nnviz.state import Session
 
@@ -47,6 +47,21 @@ FIXED_LEVELS = {
     "Softsign": (-1.0, 1.0),
 }
 HOVER_HINT = "Hover over a cell or a bar to read its value"
+USABLE_CELL_PX = 10  # a cell this wide still shows its colour and takes a click
+_BARS, _CELLS = 0, 1  # the parts of the height (the cells take what is left over)
+
+
+def share_height(available: float, steps: Sequence[tuple[int, float]], parts: int) -> list[float]:
+    """Heights for ``parts`` parts out of ``available`` pixels: each step (part, height)
+    in turn raises its part towards that height, as far as what is left allows."""
+    heights = [0.0] * parts
+    left = float(available)
+    for part, height in steps:
+        more = min(max(height - heights[part], 0.0), left)
+        heights[part] += more
+        left -= more
+    heights[-1] += max(left, 0.0)  # whatever is left over goes to the last part
+    return heights
 
 
 def layers_to_show(layers: Sequence[LayerInfo]) -> list[LayerInfo]:
@@ -132,6 +147,7 @@ class ActivationsPanel(Panel):
         layout.addWidget(self.readout)
         self.setMinimumSize(220, 300)
         self._apply_palette()
+        self._share_height()
 
         self.cells.hovered.connect(self._mouse_moved)
         self.cells.left.connect(lambda: self.readout.setText(HOVER_HINT))
@@ -161,10 +177,40 @@ class ActivationsPanel(Panel):
         names = list(loaded.class_names)
         self._classes = names if len(names) == n else [str(i) for i in range(n)]
         self.bars.set_classes(self._classes)
-        # Up to 18 px a bar (the strips take the rest), down to 11 px in a short dock.
-        self.bars.setMinimumHeight(11 * n + 12)
-        self.bars.setMaximumHeight(18 * n + 12)
+        self.bars.setMinimumHeight(0)  # _share_height gives it its height
+        self._share_height()
         self._apply_palette()  # colours the new items
+
+    def _share_height(self) -> None:
+        """The height between the strips and the bars, by what each needs: first cells
+        of ``USABLE_CELL_PX`` and bars you can see, then a line of text per class, then
+        the strips as large as the width allows, then roomy bars; the strips take what
+        is left (it stays empty below them)."""
+        cells, bars = self.cells, self.bars
+        # From the panel's own size: on a resize, the children have not all followed yet.
+        below = self.readout.sizeHint().height() + self.layout().spacing()
+        available = self.height() - below - self.output_title.sizeHint().height()
+        widest = cells.widest_scale(self.width())
+        text_row = bars.text_height() + 2
+        heights = share_height(
+            available,
+            [
+                (_CELLS, cells.height_for(min(widest, USABLE_CELL_PX))),
+                (_BARS, bars.height_for(MIN_ROW_PX)),
+                (_BARS, bars.height_for(text_row)),
+                (_CELLS, cells.height_for(widest)),
+                (_BARS, bars.height_for(max(ROOMY_ROW_PX, text_row))),
+            ],
+            parts=2,
+        )
+        height = max(int(heights[_BARS]), 1)
+        if (bars.minimumHeight(), bars.maximumHeight()) != (height, height):
+            bars.setFixedHeight(height)
+            self.body.layout().activate()  # now: the strips are laid out for this height
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 (Qt)
+        super().resizeEvent(event)
+        self._share_height()
 
     # ----- drawing -----------------------------------------------------------------------
     def redraw(self) -> None:

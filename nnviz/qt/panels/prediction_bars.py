@@ -4,16 +4,29 @@ A plain widget that paints its bars with QPainter: it is redrawn on every mouse 
 while a person draws, and a pyqtgraph plot (a bar item, an axis and ten text items)
 cost 1.6 ms to update and 1.2 ms to paint per move; this costs a tenth of that. A
 message (e.g. "no ink") replaces the bars when there is no prediction to show; the
-class names stay, so the panel keeps its shape.
+class names stay, so the panel keeps its shape. Labels never overlap: when the rows are
+shorter than a line of text (26 classes in a short dock), every k-th class is named and
+a probability is written only where it has room, the top class's and the true class's
+first.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
 from PySide6.QtCore import QEvent, QPointF, QRectF, QSize, Qt
-from PySide6.QtGui import QColor, QPainter, QPaintEvent, QPalette, QPen, QPixmap, QStaticText
+from PySide6.QtGui import (
+    QColor,
+    QFontMetricsF,
+    QPainter,
+    QPaintEvent,
+    QPalette,
+    QPen,
+    QPixmap,
+    QStaticText,
+)
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from nnviz.qt.theme import mix
@@ -23,6 +36,8 @@ ON_BAR = QColor(255, 255, 255)  # a label inside the orange bar
 INSIDE_FROM = 0.6  # a bar this long holds its own label; a shorter one is followed by it
 BAR_FILL = 0.72  # of each class's row height
 MARGIN = 6  # pixels around the bars
+MIN_ROW_PX = 5  # a bar is still seen, and hovered, in a row this tall
+ROOMY_ROW_PX = 18  # more than this per class only spreads the bars out
 
 
 class PredictionBars(QWidget):
@@ -101,6 +116,42 @@ class PredictionBars(QWidget):
             out.append(text + ", the true label" if text and i == self.true_class else text)
         return out
 
+    # ----- room -------------------------------------------------------------------------
+    def text_height(self) -> float:
+        """The height of a label's line, in pixels."""
+        return QFontMetricsF(self.font()).height()
+
+    def height_for(self, row_px: float) -> int:
+        """The widget height that gives each class a row ``row_px`` tall."""
+        return round(len(self.classes) * row_px + 2 * MARGIN)
+
+    def row_height(self) -> float:
+        return (self.height() - 2 * MARGIN) / max(len(self.classes), 1)
+
+    def named_classes(self) -> list[int]:
+        """The classes named down the left: all of them when a row holds a line of text,
+        else every k-th, so that no two names overlap."""
+        every = max(1, math.ceil(self.text_height() / max(self.row_height(), 1e-6)))
+        return list(range(0, len(self.classes), every))
+
+    def placed_labels(self, top: int | None = None) -> list[tuple[int, str]]:
+        """(class, text) of the probabilities written beside the bars: ``labels``, less
+        those that would overlap one placed before them (the top class and the true
+        class are placed first)."""
+        texts = self.labels(top)
+        top = self.top_class() if top is None else top
+        order = [i for i in (top, self.true_class) if i is not None and i < len(texts)]
+        order += [i for i in range(len(texts)) if i not in order]
+        row, half = self.row_height(), self.text_height() / 2
+        placed: list[tuple[int, str]] = []
+        taken: list[float] = []  # the centres of the labels placed
+        for i in order:
+            centre = MARGIN + (i + 0.5) * row
+            if texts[i] and all(abs(centre - c) >= 2 * half for c in taken):
+                placed.append((i, texts[i]))
+                taken.append(centre)
+        return placed
+
     def class_at(self, pos: QPointF) -> int | None:
         """The class whose row is under ``pos`` (widget coordinates), if any."""
         n = len(self.classes)
@@ -164,9 +215,7 @@ class PredictionBars(QWidget):
                 painter.drawRect(QRectF(left, MARGIN + i * row + gap, p * full, bar_h))
                 if i == true_class:
                     painter.setPen(Qt.PenStyle.NoPen)
-            for i, label in enumerate(self.labels(top)):
-                if not label:
-                    continue
+            for i, label in self.placed_labels(top):
                 text = self._text(label)
                 size = text.size()
                 width = size.width()
@@ -201,7 +250,8 @@ class PredictionBars(QWidget):
                 painter.setPen(self._axis)
                 painter.drawLine(int(left), MARGIN, int(left), self.height() - MARGIN)
                 painter.setPen(self.text_colour)
-                for i, name in enumerate(names):  # right-aligned against the axis
+                for i in self.named_classes():  # right-aligned against the axis
+                    name = names[i]
                     size = name.size()
                     at = QPointF(
                         left - 6 - size.width(), MARGIN + (i + 0.5) * row - size.height() / 2
