@@ -432,8 +432,8 @@ def run_bench(quick: bool = False, log: Log | None = None) -> dict[str, Any]:
             log("canvas latency while lenet trains…")
             # As a person sees it: the default layout (Draw beside the views it drives) in
             # a window of the default size (tiling every panel made it 3,650 px tall).
-            window.reset_layout()
             window.resize(*DEFAULT_SIZE)
+            window.reset_layout()
             spin(0.3)
             canvas = measure_canvas_latency(window, plan["canvas_moves"])
         finally:

@@ -233,7 +233,8 @@ def test_layout_is_remembered_and_can_be_reset(window, qtbot):
     _, again = create_window()
     qtbot.addWidget(again)
     again.show()
-    assert not again.docks["loss"].isVisible()
+    # Restored once the window has settled with its model open (the next turn of the loop).
+    qtbot.waitUntil(lambda: not again.docks["loss"].isVisible())
     again.reset_layout()
     assert again.docks["loss"].isVisible()
     again.close()

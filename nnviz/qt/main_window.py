@@ -8,11 +8,12 @@ The panels and where they go are listed in ``nnviz.qt.panel_list``.
 
 from __future__ import annotations
 
+import gc
 import math
 import time
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
+from PySide6.QtCore import QChildEvent, QEvent, QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
@@ -20,6 +21,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QMessageBox,
+    QTabBar,
     QToolBar,
     QVBoxLayout,
     QWidget,
@@ -32,6 +34,14 @@ from nnviz.qt.banner import MessageBanner
 from nnviz.qt.frame_rate import FrameRate
 from nnviz.qt.redraw_budget import RedrawBudget
 from nnviz.qt.theme import THEMES, apply_theme
+from nnviz.qt.window_layout import (
+    DEFAULT_SIZE,
+    default_layout,
+    panel_dock,
+    place_on_screen,
+    restore_docks,
+    restore_geometry,
+)
 
 if TYPE_CHECKING:
     from nnviz.qt.documents import Documents
@@ -40,7 +50,6 @@ if TYPE_CHECKING:
     from nnviz.state import Session
 
 FRAME_MS = 33  # panels redraw at most 30 times a second
-DEFAULT_SIZE = (1600, 1000)  # a new window's size (and the screenshots')
 # Python time the frame timer may spend redrawing panels per tick (30 ticks a second):
 # about a tenth of the GUI thread, the rest left to painting and to the trainer's GIL.
 FRAME_BUDGET_S = 0.003
@@ -63,12 +72,12 @@ HANDS_ON_S = 0.15
 # views in the default layout redraw 1.5-1.7 times a second beside lenet and 0.9-1.1
 # beside mlp-3b1b; with all twenty panels on screen each redraws every 2-5 s.
 GUI_SHARE_WHILE_TRAINING = 0.07
+# After Reset layout, a resize this soon is the window manager's answer to it.
+RELAYOUT_S = 1.0
 GIVE_BACK_MEMORY_MS = 1500  # after a model switch: the views have redrawn by then
 GUI_BURST_S = 0.05
 _LEFT = Qt.DockWidgetArea.LeftDockWidgetArea
 _RIGHT = Qt.DockWidgetArea.RightDockWidgetArea
-_TOP = Qt.DockWidgetArea.TopDockWidgetArea
-_BOTTOM = Qt.DockWidgetArea.BottomDockWidgetArea
 _NO_LIMIT = 16777215  # QWIDGETSIZE_MAX
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")  # dropped: the canvas's
 
@@ -91,6 +100,7 @@ class MainWindow(QMainWindow):
         self.panels: dict[str, Panel] = {}
         self._followers: list[Panel] | None = None  # the canvas and the views that follow it
         self.docks: dict[str, QDockWidget] = {}
+        self._relayout_until = 0.0
         self.setAcceptDrops(True)
         self.setDockNestingEnabled(True)
         self.banner = MessageBanner()
@@ -137,7 +147,6 @@ class MainWindow(QMainWindow):
     def attach(self, session: Session | None = None) -> None:
         """Add the Session, runner, panels and status bar: the window becomes the app."""
         from nnviz.qt.documents import Documents
-        from nnviz.qt.panel_list import LAYOUT_VERSION
         from nnviz.qt.runner import TrainingRunner
         from nnviz.qt.status import TrainingStatusBar
         from nnviz.state import Session
@@ -150,18 +159,33 @@ class MainWindow(QMainWindow):
         self.setStatusBar(self.status)
         self.loading.hide()
         self._fit_central()
-        self._lay_out_panels()
-        self.resize(size)
-        # The dock layout settles on the next turn of the event loop (or at show) and
-        # widens the window to the docks' preferred sizes: put the size back after it.
-        QTimer.singleShot(0, lambda: self.resize(size))
+        # No garbage collection while the docks are built and laid out: one that ran
+        # inside the first layout's resizes freed a slot pyqtgraph's ViewBox still
+        # signalled, and the process died (4 of 4 starts at one point of this change,
+        # none since; the cause was not pinned down). Start-up collects and freezes
+        # everything it made once the window is up.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            self._add_panels()
+            default_layout(self, size)
+        finally:
+            if collecting:
+                gc.enable()
+        if not self.isMaximized():
+            self.resize(size)
+            # The dock layout settles on the next turn of the event loop (or at show) and
+            # widens the window to the docks' preferred sizes: put the size back after it.
+            QTimer.singleShot(0, lambda: self.isMaximized() or self.resize(size))
+        if self.remember_layout:
+            # Restored once the window has settled with its model open: restored here,
+            # the left column grew by 15 px at every relaunch (and without scrolling
+            # docks the Draw panel shrank by a third).
+            QTimer.singleShot(0, self._restore_layout)
         self._fill_menus()
-        self._default_state = self.saveState(LAYOUT_VERSION)
         self._wire()
         if "canvas" in self.panels:
             self.panels["canvas"].canvas.drawing_changed.connect(self.request_refresh)
-        if self.remember_layout:
-            self._restore_layout()
         self.documents.update_recent_menu()
         self.update_title()
         self._update_actions()
@@ -182,42 +206,11 @@ class MainWindow(QMainWindow):
             central.setMaximumHeight(0)
 
     # ----- construction ------------------------------------------------------------------
-    def _lay_out_panels(self) -> None:
+    def _add_panels(self) -> None:
         from nnviz.qt.panel_list import PANELS
 
-        # The left column (controls) runs the full height; the panels fill the rest.
-        self.setCorner(Qt.Corner.BottomLeftCorner, _LEFT)
-        self.setCorner(Qt.Corner.TopLeftCorner, _LEFT)
-        fronts: dict[str, QDockWidget] = {}
-        behind: list[tuple[str, QDockWidget]] = []
-        for panel_type, area, group in PANELS:
-            dock = self._add_panel(panel_type(self.session), area)
-            if group is not None and group in fronts:
-                behind.append((group, dock))
-            elif group is not None:
-                fronts[group] = dock
-        # Place the groups side by side first, then stack their other panels as tabs
-        # (splitting a tabbed dock would pull it out of its tabs).
-        top = [d for d in fronts.values() if self.dockWidgetArea(d) == _TOP]
-        for a, b in zip(top, top[1:], strict=False):
-            self.splitDockWidget(a, b, Qt.Orientation.Horizontal)
-        for group, dock in behind:
-            self.tabifyDockWidget(fronts[group], dock)
-        for dock in fronts.values():
-            dock.raise_()
-        left = [self.docks[t.object_name] for t, area, _ in PANELS if area == _LEFT]
-        self.resizeDocks(left, [300] * len(left), Qt.Orientation.Horizontal)
-        column = [self.docks[name] for name in ("training", "input", "history")]
-        self.resizeDocks(column, [400, 390, 190], Qt.Orientation.Vertical)
-        bottom = [d for d in fronts.values() if self.dockWidgetArea(d) == _BOTTOM]
-        if top and bottom:
-            self.resizeDocks([top[0], bottom[0]], [520, 400], Qt.Orientation.Vertical)
-        if len(top) > 1:
-            self.resizeDocks(top, [700, 600], Qt.Orientation.Horizontal)
-        if bottom and "canvas" in self.docks:  # the views beside the canvas get the room
-            self.resizeDocks(
-                [self.docks["canvas"], bottom[0]], [560, 740], Qt.Orientation.Horizontal
-            )
+        for panel_type, _, _ in PANELS:
+            self._add_panel(panel_type(self.session))
 
     def tile_all_panels(self) -> None:
         """Every panel on screen at once, none behind a tab (for the benchmark)."""
@@ -231,12 +224,9 @@ class MainWindow(QMainWindow):
         for a, b in zip(docks[:half], docks[half:], strict=False):
             self.splitDockWidget(a, b, Qt.Orientation.Vertical)
 
-    def _add_panel(self, panel: Panel, area: Qt.DockWidgetArea) -> QDockWidget:
-        dock = QDockWidget(panel.title, self)
-        dock.setObjectName(f"dock_{panel.object_name}")
-        dock.setWidget(panel)
-        self.addDockWidget(area, dock)
-        dock.setVisible(panel.shown_by_default)
+    def _add_panel(self, panel: Panel) -> QDockWidget:
+        """A dock for ``panel``; ``default_layout`` puts it in its place."""
+        dock = panel_dock(panel, self)
         dock.visibilityChanged.connect(lambda visible, p=panel: visible and p.mark_stale())
         self.panels[panel.object_name] = panel
         self.docks[panel.object_name] = dock
@@ -338,7 +328,11 @@ class MainWindow(QMainWindow):
         self.addToolBar(tools)
 
     def _fill_menus(self) -> None:
-        """What needs the panels and the presets: each panel in View, each preset in Model."""
+        """What needs the panels and the presets: each panel in View, each preset in Model,
+        the colours of signed values (pyqtgraph's colour maps) under the theme."""
+        from nnviz.qt.colours import signed_colours_menu
+
+        self.view_menu.insertMenu(self.act_reset_layout, signed_colours_menu(self))
         for dock in self.docks.values():
             self.view_menu.insertAction(self._view_separator, dock.toggleViewAction())
         for name in self.documents.preset_names():
@@ -524,31 +518,41 @@ class MainWindow(QMainWindow):
             panel.mark_stale()
 
     def reset_layout(self) -> None:
-        from nnviz.qt.panel_list import LAYOUT_VERSION, PANELS
+        """The window and its docks as a first start on this screen puts them."""
+        if self.remember_layout:
+            place_on_screen(self)
+            # A window manager maximises or resizes a little later: the docks are sized
+            # again for the size it gives.
+            self._relayout_until = time.perf_counter() + RELAYOUT_S
+        default_layout(self)
 
-        self.restoreState(self._default_state, LAYOUT_VERSION)
-        for panel_type, _, _ in PANELS:
-            self.docks[panel_type.object_name].setVisible(panel_type.shown_by_default)
+    def childEvent(self, event: QChildEvent) -> None:  # noqa: N802 - Qt override
+        super().childEvent(event)
+        # The docks' tab bars (made by the window as docks are tabbed): whole titles and
+        # arrows when they do not fit, not "Act… Featu… N…".
+        if event.type() == QEvent.Type.ChildPolished and isinstance(event.child(), QTabBar):
+            event.child().setElideMode(Qt.TextElideMode.ElideNone)
+            event.child().setUsesScrollButtons(True)
+
+    def resizeEvent(self, event) -> None:  # noqa: ANN001, N802 - Qt override
+        super().resizeEvent(event)
+        if self.attached and time.perf_counter() < self._relayout_until:
+            default_layout(self, event.size())
 
     def _restore_geometry(self) -> None:
         """Size and place the window as last time (before it is shown, so it does not jump)."""
         settings = app_settings()
-        geometry = settings.value("window/geometry")
-        if isinstance(geometry, QByteArray):
-            self.restoreGeometry(geometry)
-        else:
-            self.resize(*DEFAULT_SIZE)
+        if not restore_geometry(self, settings.value("window/geometry")):
+            place_on_screen(self)
         theme = str(settings.value("theme", "system"))
         for act in self.theme_group.actions():
             act.setChecked(act.data() == theme)
 
-    def _restore_layout(self) -> None:
-        """The docks as last time (once they exist)."""
+    def _restore_layout(self) -> bool:
+        """The docks as last time (once they exist); False when none was saved."""
         from nnviz.qt.panel_list import LAYOUT_VERSION
 
-        state = app_settings().value("window/state")
-        if isinstance(state, QByteArray):
-            self.restoreState(state, LAYOUT_VERSION)
+        return restore_docks(self, app_settings(), LAYOUT_VERSION)
 
     def _save_layout(self) -> None:
         from nnviz.qt.panel_list import LAYOUT_VERSION

@@ -62,4 +62,4 @@ PANELS: list[tuple[type[Panel], Qt.DockWidgetArea, str | None]] = [
     (FoolPanel, BOTTOM, "insides"),
     (TeachPanel, BOTTOM, "insides"),
 ]
-LAYOUT_VERSION = 11  # bump when PANELS change so an old saved layout is not restored
+LAYOUT_VERSION = 12  # bump when PANELS change so an old saved layout is not restored
