@@ -110,7 +110,10 @@ class CanvasPanel(Panel):
     def _toolbar(self) -> QToolBar:
         bar = QToolBar()
         bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
-        bar.setStyleSheet("QToolBar { border: none; padding: 0px; }")
+        # No style sheet: a toolbar under one kept the colours it was polished with, and
+        # after a switch to the dark theme its buttons' text stayed a dim grey.
+        bar.setMovable(False)
+        bar.layout().setContentsMargins(0, 0, 0, 0)
         return bar
 
     def _drawing_tools(self) -> QToolBar:

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from PySide6.QtCore import QSettings, Qt, QTimer
-from PySide6.QtGui import QPalette
+from PySide6.QtCore import QPointF, QRectF, QSettings, Qt, QTimer
+from PySide6.QtGui import QColor, QIcon, QPainter, QPalette, QPixmap, QPolygonF
 from PySide6.QtWidgets import (
     QCheckBox,
     QHBoxLayout,
@@ -23,7 +23,6 @@ from PySide6.QtWidgets import (
     QSizePolicy,
     QSlider,
     QSpinBox,
-    QStyle,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -50,6 +49,33 @@ def format_megabytes(n: int) -> str:
     """Bytes as "12.4 MB" (one decimal under 100 MB, none above)."""
     mb = n / MB
     return f"{mb:.1f} MB" if mb < 100 else f"{mb:,.0f} MB"
+
+
+def media_icon(playing: bool, colour: QColor, size: int = 16) -> QIcon:
+    """A play triangle, or the two bars of pause, in ``colour`` (drawn at twice the size,
+    so it stays sharp on a screen at scale 2)."""
+    pixmap = QPixmap(2 * size, 2 * size)
+    pixmap.fill(Qt.GlobalColor.transparent)
+    with QPainter(pixmap) as painter:
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(colour)
+        s = 2 * size
+        if playing:
+            painter.drawRect(QRectF(0.22 * s, 0.18 * s, 0.2 * s, 0.64 * s))
+            painter.drawRect(QRectF(0.58 * s, 0.18 * s, 0.2 * s, 0.64 * s))
+        else:
+            painter.drawPolygon(
+                QPolygonF(
+                    [
+                        QPointF(0.25 * s, 0.15 * s),
+                        QPointF(0.85 * s, 0.5 * s),
+                        QPointF(0.25 * s, 0.85 * s),
+                    ]
+                )
+            )
+    pixmap.setDevicePixelRatio(2.0)
+    return QIcon(pixmap)
 
 
 class HistoryPanel(Panel):
@@ -324,11 +350,18 @@ class HistoryPanel(Panel):
         self.save_box.blockSignals(False)
 
     def _show_playing(self, playing: bool) -> None:
-        icon = (
-            QStyle.StandardPixmap.SP_MediaPause if playing else QStyle.StandardPixmap.SP_MediaPlay
+        # Drawn in the theme's text colour: the style's own media icons are black, and on
+        # the dark theme the play button showed nothing.
+        self._playing = playing
+        # The active colour (the icon makes its own disabled look when the button is off).
+        colour = self.play_button.palette().color(
+            QPalette.ColorGroup.Active, QPalette.ColorRole.ButtonText
         )
-        self.play_button.setIcon(self.style().standardIcon(icon))
+        self.play_button.setIcon(media_icon(playing, colour))
         self.play_button.setText("Pause" if playing else "Play")
+
+    def palette_changed(self) -> None:
+        self._show_playing(getattr(self, "_playing", False))
 
     def close_panel(self) -> None:
         self.player.stop()
