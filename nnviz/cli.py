@@ -115,6 +115,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = args.command or "gui"
     try:
         if command == "gui":
+            from nnviz.qt.platform_check import x11_problem
+
+            problem = x11_problem()  # Qt would abort the process with its own long message
+            if problem is not None:
+                print(f"nnviz: error: {problem}", file=sys.stderr)
+                return 1
             from nnviz.qt.app import run_app  # Qt only when the app is asked for
 
             return run_app(getattr(args, "model", None), getattr(args, "screenshot", None))
