@@ -56,3 +56,18 @@ def test_news_is_taken_ten_times_a_second_while_training_runs_flat_out(window, q
     qtbot.wait(1000)
     assert len(polls) > 1 / FLAT_OUT_POLL_S + 2
     window.pause()
+
+
+def test_a_long_passing_message_is_cut_with_an_ellipsis_before_the_figures(window, qtbot):
+    status = window.status
+    window.showNormal()
+    window.resize(1600, 900)  # room for a message left of the figures
+    qtbot.waitUntil(lambda: status.position.x() > 300)
+    long = "lenet.nnviz is a sample and opens read-only: Save asks where to keep it " * 4
+    status.showMessage(long)
+    shown = status.currentMessage()
+    assert shown.endswith("…") and len(shown) < len(long)
+    room = status.position.x()
+    assert status.fontMetrics().horizontalAdvance(shown) < room
+    status.showMessage("Saved")
+    assert status.currentMessage() == "Saved"

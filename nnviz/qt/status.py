@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QProgressBar, QSizePolicy, QStatusBar, QWidget
 
 from nnviz.core.snapshot import EpochReport, StepReport
@@ -59,6 +60,14 @@ class TrainingStatusBar(QStatusBar):
         session.events_added.connect(self._events)
         session.model_loaded.connect(self._reset)
         session.status_changed.connect(self._status)
+
+    def showMessage(self, text: str, timeout: int = 0) -> None:  # noqa: N802 - Qt's name
+        """A passing message, cut with an ellipsis to the room left of the figures: the
+        bar draws it beneath them, and a long one ran into "20,628 steps trained"."""
+        if self.isVisible():
+            room = max(0, self.position.x() - 2 * self.layout().spacing())
+            text = self.fontMetrics().elidedText(text, Qt.TextElideMode.ElideRight, room)
+        super().showMessage(text, timeout)
 
     def _field(self, name: str) -> TextLine:
         line = TextLine(self)

@@ -25,7 +25,7 @@ DEFAULT_SIZE = (1600, 1000)  # a window on a large screen (and the screenshots')
 # left the Input panel's prediction line under History at 1366x768.
 COMPACT_BELOW = QSize(1500, 900)
 LEFT_WIDTH = 0.2  # of the window's width, at least LEFT_MIN_PX
-LEFT_MIN_PX = 270
+LEFT_MIN_PX = 300  # the Input panel (272 px at its smallest) and a scroll bar
 TOP_SHARE = 0.5  # the top row's share of the docks' height (the bottom holds the canvas)
 CANVAS_SHARE = 0.45  # the Draw panel's share of the bottom row's width
 # The left column's heights (Training, Input, History), as shares of the column.
