@@ -1,11 +1,14 @@
 """Recovery files: the unsaved trained model as it was at the last autosave.
 
 Each running app owns one slot in the recovery folder: ``autosave-N.nnviz`` (the
-checkpoint, written atomically), ``autosave-N.json`` (what the model was: its name, the
-file it came from, the step) and ``autosave-N.lock``, an operating-system lock the app
-holds while it runs. The system lets go of the lock when a process dies however it
-dies, so at the next start a slot with files whose lock can be taken is work a crashed
-app left behind; a slot whose lock is held belongs to an app still running beside us.
+checkpoint, written atomically), ``autosave-N.json`` (what the model was: its name and
+the file it came from) and ``autosave-N.lock``, an operating-system lock the app holds
+while it runs. The step and the time come from the checkpoint itself, so a process
+killed between the two writes cannot leave a description of other weights.
+
+The system lets go of the lock when a process dies however it dies, so at the next
+start a slot with files whose lock can be taken is work a crashed app left behind; a
+slot whose lock is held belongs to an app still running beside us.
 """
 
 from __future__ import annotations
@@ -14,15 +17,15 @@ import contextlib
 import json
 import os
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from filelock import FileLock, Timeout
 
-from nnviz.core.checkpoint import Checkpoint, save_checkpoint
-from nnviz.core.errors import ModelFileError, NnvizError
+from nnviz.core.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from nnviz.core.errors import ModelFileError
 
 PREFIX = "autosave-"
 MAX_SLOTS = 64  # apps running at once on one account; far more than anyone opens
@@ -35,11 +38,11 @@ class RecoveryInfo:
     name: str  # as the title showed it, e.g. "lenet.nnviz"
     path: str | None  # the file it was opened from or last saved to, if any
     kind: str  # the LoadedModel kind it had: "nnviz", "preset" or "spec"
-    step: int  # the training step of the autosaved weights
-    saved_at: str  # local time, ISO 8601
+    step: int = 0  # the training step of the autosaved weights (from the checkpoint)
+    saved_at: datetime | None = None  # when they were written (the checkpoint's time)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=1)
+        return json.dumps({"name": self.name, "path": self.path, "kind": self.kind}, indent=1)
 
     @classmethod
     def from_json(cls, text: str) -> RecoveryInfo:
@@ -47,20 +50,7 @@ class RecoveryInfo:
         if not isinstance(data, dict):
             raise ValueError("not a JSON object")
         path = data.get("path")
-        return cls(
-            name=str(data["name"]),
-            path=str(path) if path else None,
-            kind=str(data.get("kind", "nnviz")),
-            step=int(data["step"]),
-            saved_at=str(data["saved_at"]),
-        )
-
-    @property
-    def saved_time(self) -> datetime | None:
-        try:
-            return datetime.fromisoformat(self.saved_at)
-        except ValueError:
-            return None
+        return cls(name=str(data["name"]), path=str(path) if path else None, kind=str(data["kind"]))
 
 
 def history_up_to(history: dict[str, Any], step: int) -> dict[str, Any]:
@@ -89,6 +79,7 @@ class RecoverySlot:
         self.folder = folder
         self.number = number
         self._lock = lock
+        self._described: RecoveryInfo | None = None  # what the JSON file says now
         self.model_path = folder / f"{PREFIX}{number}.nnviz"
         self.info_path = folder / f"{PREFIX}{number}.json"
 
@@ -100,19 +91,30 @@ class RecoverySlot:
         return self.model_path.is_file()
 
     def write(self, checkpoint: Checkpoint, info: RecoveryInfo) -> None:
-        """The checkpoint, then its description, each atomically (ModelFileError if not)."""
+        """The description (when it changed), then the checkpoint, each atomically;
+        ModelFileError if either fails."""
+        described = RecoveryInfo(info.name, info.path, info.kind)
+        if described != self._described or not self.info_path.is_file():
+            _write_text_atomically(self.info_path, described.to_json())
+            self._described = described
         save_checkpoint(self.model_path, checkpoint)
-        _write_text_atomically(self.info_path, info.to_json())
 
     def read_info(self) -> RecoveryInfo:
-        """What the autosaved model was; NnvizError if the description is missing or bad."""
+        """What the autosaved model was, at which step and when; NnvizError if the
+        checkpoint cannot be read. A missing or damaged description gives the spec's
+        name and no file."""
+        checkpoint = load_checkpoint(self.model_path)
+        steps = [s for s in checkpoint.history.get("step") or [] if isinstance(s, int)]
         try:
-            return RecoveryInfo.from_json(self.info_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise NnvizError(f"{self.info_path.name}: cannot read it: {exc}") from exc
+            described = RecoveryInfo.from_json(self.info_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError, KeyError, TypeError):
+            described = RecoveryInfo(checkpoint.spec.name, None, "preset")
+        saved_at = datetime.fromtimestamp(_mtime(self.model_path)).astimezone()
+        return replace(described, step=steps[-1] if steps else 0, saved_at=saved_at)
 
     def remove(self) -> None:
         """Delete the recovery files (keeping the slot)."""
+        self._described = None
         for path in (self.model_path, self.info_path):
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()

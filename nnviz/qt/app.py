@@ -13,6 +13,9 @@ from nnviz.core.errors import NnvizError
 # window gets its turn beside the training thread, long enough that the trainer's own
 # Python (a large share of a small MLP's step) is not interrupted all the time.
 GIL_SWITCH_INTERVAL_S = 0.002
+# Set (to anything), the app starts training as soon as it is up: the crash-recovery
+# test uses it to have a real app process training when it kills it.
+TRAIN_AT_START_ENV = "NNVIZ_TRAIN_AT_START"
 
 
 def default_model_path() -> str:
@@ -134,6 +137,9 @@ def run_app(model: str | None = None, screenshot: str | None = None) -> int:
     With the environment variable ``NNVIZ_EXIT_WHEN_SHOWN`` set, print ``nnviz-shown``
     once the shown window has had its first event-loop turn, ``nnviz-ready`` once the
     model is open in it, and exit 0 (``nnviz bench`` times start-up with it).
+
+    Otherwise unsaved training is autosaved, and work a crashed app left behind is
+    offered back once the window is up (``keep_unsaved_work``).
     """
     from PySide6.QtCore import QTimer
 
@@ -180,6 +186,10 @@ def run_app(model: str | None = None, screenshot: str | None = None) -> int:
         threads.append(finish_start_up(window))
         if screenshot:
             QTimer.singleShot(800, lambda: _save_screenshot(app, window, screenshot))
+            return
+        keep_unsaved_work(window)
+        if os.environ.get(TRAIN_AT_START_ENV):
+            window.train()
 
     poll.timeout.connect(when_imported)
     importer.start()
@@ -189,6 +199,15 @@ def run_app(model: str | None = None, screenshot: str | None = None) -> int:
         thread.join(10)
     close_down(window)
     return code
+
+
+def keep_unsaved_work(window) -> None:  # noqa: ANN001
+    """Autosave unsaved training from now on, and offer back what a crashed app left
+    (once the window is up with its model and data). Not in screenshot or timing runs."""
+    from nnviz.qt.autosave import offer_recovery
+
+    window.documents.autosave.start()
+    offer_recovery(window)
 
 
 def _save_screenshot(app, window, path: str) -> None:  # noqa: ANN001

@@ -33,6 +33,7 @@ from nnviz.core.recovery import (
 from nnviz.core.snapshot import EpochReport
 
 if TYPE_CHECKING:
+    from nnviz.core.checkpoint import Checkpoint
     from nnviz.qt.main_window import MainWindow
 
 # Besides each epoch's end: a run's epoch on the full MNIST takes minutes for the larger
@@ -66,7 +67,7 @@ class Autosave(QObject):
         self.session = window.session
         self.folder: Path | None = None  # None: autosave is off
         self.slot: RecoverySlot | None = None  # claimed at the first autosave
-        self._saved = None  # (model, snapshot) of the last autosave: nothing new, no write
+        self._saved: tuple = ()  # (model, snapshot) of the last autosave: nothing new, no write
         self._restoring = False
         self._writer: threading.Thread | None = None
         self._timer = QTimer(self)
@@ -115,9 +116,13 @@ class Autosave(QObject):
         return snapshot.step if snapshot is not None else self.session.history.last_step
 
     def needs_saving(self) -> bool:
+        """Unsaved training that the recovery file does not hold yet."""
         s = self.session
-        new = (s.loaded, s.snapshot) != self._saved
-        return self.active and s.dirty and s.trainable and self._step() > 0 and new
+        if not (self.active and s.dirty and s.trainable and self._step() > 0):
+            return False
+        # By identity: the dataclasses' own == would compare every tensor.
+        loaded, snapshot = self._saved or (None, None)
+        return not (loaded is s.loaded and snapshot is s.snapshot)
 
     # ----- saving --------------------------------------------------------------------
     def save_now(self) -> bool:
@@ -137,29 +142,30 @@ class Autosave(QObject):
         except NnvizError as exc:
             self._report(str(exc))
             return False
-        step = self._step()
-        checkpoint.history = history_up_to(checkpoint.history, step)
         loaded = s.loaded
         assert loaded is not None
         info = RecoveryInfo(
             name=loaded.display_name,
             path=str(loaded.path) if loaded.path is not None else None,
             kind=loaded.kind,
-            step=step,
-            saved_at=datetime.now().astimezone().isoformat(timespec="seconds"),
         )
         self._saved = (s.loaded, s.snapshot)
         # Writing a lenet checkpoint with its 20,600-point history takes about 25 ms, 21 ms
         # of it turning the history into JSON (14 ms in one call that holds the GIL): on a
         # thread the window is held up by that call alone, and only once per autosave.
         self._writer = threading.Thread(
-            target=self._write, args=(self.slot, checkpoint, info), name="nnviz-autosave"
+            target=self._write,
+            args=(self.slot, checkpoint, info, self._step()),
+            name="nnviz-autosave",
         )
         self._writer.start()
         return True
 
-    def _write(self, slot: RecoverySlot, checkpoint: object, info: RecoveryInfo) -> None:
+    def _write(
+        self, slot: RecoverySlot, checkpoint: Checkpoint, info: RecoveryInfo, step: int
+    ) -> None:
         try:
+            checkpoint.history = history_up_to(checkpoint.history, step)
             slot.write(checkpoint, info)
         except Exception as exc:  # noqa: BLE001 - a message for the user, never a crash
             self.failed.emit(f"Autosave failed: {exc}")
@@ -177,7 +183,7 @@ class Autosave(QObject):
     def discard(self) -> None:
         """Delete the recovery files (the slot stays ours for the next autosave)."""
         self.wait()
-        self._saved = None
+        self._saved = ()
         if self.slot is not None:
             self.slot.remove()
 
@@ -221,10 +227,10 @@ class Autosave(QObject):
 
 def restore_question(info: RecoveryInfo) -> str:
     """E.g. "Restore lenet.nnviz trained to step 3,400 (autosaved 14:02)?"."""
-    when = info.saved_time
+    when = info.saved_at
     if when is None:
         stamp = ""
-    elif when.date() == datetime.now(when.tzinfo).date():
+    elif when.date() == datetime.now().astimezone().date():
         stamp = f" (autosaved {when:%H:%M})"
     else:
         stamp = f" (autosaved {when:%d %b %Y %H:%M})"
@@ -251,8 +257,10 @@ def offer_recovery(window: MainWindow) -> QMessageBox | None:
         other.release()
     try:
         info = slot.read_info()
-    except NnvizError:
-        info = _info_from_checkpoint(slot)
+    except NnvizError as exc:  # a damaged checkpoint: say so, and keep it for a look
+        window.show_error(f"An autosaved model could not be read: {exc}\n({slot.model_path})")
+        slot.release()
+        return None
     box = QMessageBox(
         QMessageBox.Icon.Question, RESTORE_TITLE, restore_question(info), parent=window
     )
@@ -273,17 +281,3 @@ def offer_recovery(window: MainWindow) -> QMessageBox | None:
     box.finished.connect(answered)
     box.open()
     return box
-
-
-def _info_from_checkpoint(slot: RecoverySlot) -> RecoveryInfo:
-    """A description from the checkpoint itself, when its own is missing or damaged."""
-    from nnviz.core.checkpoint import load_checkpoint
-
-    try:
-        checkpoint = load_checkpoint(slot.model_path)
-        name, steps = checkpoint.spec.name, checkpoint.history.get("step") or [0]
-        step = int(steps[-1] or 0)
-    except NnvizError:
-        name, step = "a model", 0
-    stamp = datetime.fromtimestamp(slot.model_path.stat().st_mtime).astimezone()
-    return RecoveryInfo(name, None, "preset", step, stamp.isoformat(timespec="seconds"))
