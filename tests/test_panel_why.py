@@ -69,7 +69,7 @@ def test_saliency_explains_the_predicted_class_then_the_one_picked(shown, open_s
     assert panel.target == predicted
 
 
-def test_the_signed_toggle_shows_towards_in_red_and_away_in_blue(shown, open_session, data, qtbot):
+def test_the_signed_toggle_shows_towards_and_away_in_the_signed_colours(shown, open_session, data, qtbot):
     s = open_session(LENET, data, index=1)
     panel = shown(s)
     image, predicted = s.current_input.image, _predicted(s)
@@ -85,6 +85,11 @@ def test_the_signed_toggle_shows_towards_in_red_and_away_in_blue(shown, open_ses
     assert towards[0] > towards[2] and away[2] > away[0]  # red up, blue down
     caption = panel.saliency_card.caption.text()
     assert f"pushes towards {predicted}" in caption and f"away from {predicted}" in caption
+    from nnviz.qt import colours
+
+    scheme = colours.current()  # the caption names the colours the overlay is drawn in
+    assert f"<b>{scheme.positive_word}</b>" in caption
+    assert f"<b>{scheme.negative_word}</b>" in caption
     qtbot.mouseClick(panel.signed, LEFT)
     np.testing.assert_array_equal(panel.shown_saliency, saliency(s.view_model, image, predicted))
 

@@ -31,11 +31,10 @@ from PySide6.QtWidgets import (
 
 from nnviz.core.errors import NnvizError
 from nnviz.core.explain import cam_layers, grad_cam, saliency
+from nnviz.qt import colours
 from nnviz.qt.panels.base import Panel
 from nnviz.qt.panels.mosaic import message_pages
 from nnviz.qt.panels.overlay import (
-    NEGATIVE,
-    POSITIVE,
     PictureCard,
     heat_colours,
     interventions_applied,
@@ -102,7 +101,8 @@ class WhyPanel(Panel):
         self.saliency_card = PictureCard("Saliency", controls=True)
         self.signed = QCheckBox("Signed: towards / away")
         self.signed.setToolTip(
-            "Show the gradient with its sign: red pixels push the score up, blue push it down"
+            "Show the gradient with its sign: pixels in the positive colour push the score up, "
+            "in the negative colour down (View > Colours of signed values)"
         )
         self.saliency_card.control_row.addStretch(1)
         self.saliency_card.control_row.addWidget(self.signed)
@@ -131,6 +131,7 @@ class WhyPanel(Panel):
         self.signed.toggled.connect(self._choice_changed)
         self.layer_choice.currentIndexChanged.connect(self._choice_changed)
         self.opacity.valueChanged.connect(self._opacity_changed)
+        self.listen(colours.changed, lambda *_: self._draw_overlays())
         self.listen(session.model_loaded, self._model_loaded)
         self.listen(session.input_changed, self.mark_stale)
         self.listen(session.snapshot_changed, self.mark_stale)
@@ -263,10 +264,12 @@ class WhyPanel(Panel):
             if self.signed.isChecked():
                 self.saliency_card.set_title(f"Saliency for {name} (signed)")
                 self.saliency_card.show_overlay(signed_colours(self.shown_saliency, opacity))
+                scheme = colours.current()  # the words and colours the overlay is drawn in
                 self.saliency_card.set_caption(
-                    f"<span style='color:{_hex(POSITIVE)}'><b>red</b></span>: more ink "
-                    f"here pushes towards {name}; <span style='color:{_hex(NEGATIVE)}'>"
-                    f"<b>blue</b></span>: more ink here pushes away from {name}."
+                    f"<span style='color:{scheme.positive}'><b>{scheme.positive_word}</b>"
+                    f"</span>: more ink here pushes towards {name}; "
+                    f"<span style='color:{scheme.negative}'><b>{scheme.negative_word}</b>"
+                    f"</span>: more ink here pushes away from {name}."
                 )
             else:
                 self.saliency_card.set_title(f"Saliency for {name}")
@@ -316,7 +319,3 @@ def _sentence(text: str) -> str:
         return text
     text = text[0].upper() + text[1:]
     return text if text.endswith((".", "!", "?")) else text + "."
-
-
-def _hex(rgba: np.ndarray) -> str:
-    return "#{:02x}{:02x}{:02x}".format(*(int(v) for v in rgba[:3]))
