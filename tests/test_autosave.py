@@ -154,6 +154,36 @@ def test_finishing_removes_the_file_and_frees_the_slot(window, qtbot, tmp_path):
     mine.release()
 
 
+def test_taught_weights_are_autosaved_too(window, tmp_path):
+    autosave = _autosaving(window, tmp_path / "recovery")
+    window.documents.new_from_preset("lenet")
+    assert not autosave.save_now()  # a fresh model: no work to keep
+    taught = {k: v + 0.01 for k, v in window.session.view_model.state_dict().items()}
+    window.session.set_weights(taught, "taught a 4")
+    assert autosave.save_now()
+    autosave.wait()
+    assert _weights_equal(load_checkpoint(autosave.slot.model_path).state_dict, taught)
+    assert not autosave.save_now()  # nothing new since
+
+
+def test_an_unusable_recovery_folder_is_one_message_and_the_app_goes_on(window, qtbot, tmp_path):
+    not_a_folder = tmp_path / "recovery"
+    not_a_folder.write_text("a file where the folder should be")
+    autosave = _autosaving(window, not_a_folder)
+    window.step()
+    qtbot.waitUntil(lambda: _steps(window) > 0 and window.session.dirty, timeout=5000)
+    window.stop_training()  # a stop autosaves
+    assert "Autosave failed: cannot make the recovery folder" in window.banner.text
+    window.banner.hide()
+    start = _steps(window)
+    window.step()
+    qtbot.waitUntil(lambda: _steps(window) > start, timeout=5000)
+    window.stop_training()
+    assert not autosave.save_now()
+    assert not window.banner.isVisible()  # said once, not at every autosave
+    assert _steps(window) > start and window.session.dirty  # and training went on
+
+
 def test_no_autosave_unless_turned_on(window, qtbot, tmp_path, monkeypatch):
     monkeypatch.setenv(DATA_ENV, str(tmp_path / "data"))
     window.step()

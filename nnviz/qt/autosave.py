@@ -69,6 +69,7 @@ class Autosave(QObject):
         self.slot: RecoverySlot | None = None  # claimed at the first autosave
         self._saved: tuple = ()  # (model, snapshot) of the last autosave: nothing new, no write
         self._restoring = False
+        self._last_failure = ""
         self._writer: threading.Thread | None = None
         self._timer = QTimer(self)
         self._timer.timeout.connect(self.save_now)
@@ -118,7 +119,9 @@ class Autosave(QObject):
     def needs_saving(self) -> bool:
         """Unsaved training that the recovery file does not hold yet."""
         s = self.session
-        if not (self.active and s.dirty and s.trainable and self._step() > 0):
+        # A snapshot: weights that training or teaching made since the model was opened
+        # (a model just reinitialised is unsaved too, but holds no work to lose).
+        if not (self.active and s.dirty and s.trainable and s.snapshot is not None):
             return False
         # By identity: the dataclasses' own == would compare every tensor.
         loaded, snapshot = self._saved or (None, None)
@@ -140,7 +143,7 @@ class Autosave(QObject):
                 self.slot = claim_slot(self.folder)
             checkpoint = s.to_checkpoint()
         except NnvizError as exc:
-            self._report(str(exc))
+            self._report(f"Autosave failed: {exc}")
             return False
         loaded = s.loaded
         assert loaded is not None
@@ -177,13 +180,17 @@ class Autosave(QObject):
             self._writer = None
 
     def _report(self, message: str) -> None:
-        self.session.report_error(message)
+        # Once: the same failure at every autosave would bury the window in messages.
+        if message != self._last_failure:
+            self._last_failure = message
+            self.session.report_error(message)
 
     # ----- throwing away ---------------------------------------------------------------
     def discard(self) -> None:
         """Delete the recovery files (the slot stays ours for the next autosave)."""
         self.wait()
         self._saved = ()
+        self._last_failure = ""
         if self.slot is not None:
             self.slot.remove()
 
@@ -202,6 +209,11 @@ class Autosave(QObject):
         as it was (so Save goes where the user expects), and keep autosaving into it."""
         from nnviz.core.modelfile import load_model
 
+        if self.window.runner.active:
+            self._report("Stop training first: the autosaved model is kept for the next start.")
+            return False
+        if not self.window.documents.may_replace(f"Restore {info.name}?"):
+            return False
         try:
             loaded = load_model(slot.model_path)
         except NnvizError as exc:

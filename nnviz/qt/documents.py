@@ -152,10 +152,9 @@ class Documents(QObject):
     def _say_if_read_only(self) -> None:
         if self.read_only:
             name = self.session.loaded.display_name
-            kind = "a sample" if is_sample(self.session.path) else "a file you cannot change"
+            kind = "sample" if is_sample(self.session.path) else "file"
             self.window.statusBar().showMessage(
-                f"{name} is {kind} and opens read-only: Save asks where to keep your copy",
-                15000,
+                f"{name} is a read-only {kind}: Save asks where to keep your copy", 15000
             )
 
     def save(self) -> bool:
