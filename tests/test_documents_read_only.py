@@ -105,6 +105,9 @@ def test_the_status_bar_says_a_sample_is_read_only(window, qtbot):
     message = window.statusBar().currentMessage()
     assert message.startswith("lenet.nnviz is a read-only sample: Save asks where")
     assert window.documents.title_note() == " (read-only sample)"
+    assert window.windowTitle().startswith("lenet.nnviz (read-only sample)")
+    window.documents.new_from_preset("mlp")
+    assert "read-only" not in window.windowTitle()
 
 
 def test_a_users_own_file_is_saved_in_place(window, qtbot, tmp_path):

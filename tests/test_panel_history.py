@@ -38,7 +38,9 @@ def _assert_view_holds(session, weights):
 def _filters_show(panel, weights):
     conv1 = weights["conv1.weight"]
     for o in range(conv1.shape[0]):
-        np.testing.assert_array_equal(panel._mosaic.tile(*divmod(o, 3)), conv1[o, 0])
+        np.testing.assert_array_equal(
+            panel._mosaic.tile(*divmod(o, panel._mosaic.cols)), conv1[o, 0]
+        )
 
 
 def _handle_centre(slider) -> QPoint:

@@ -69,7 +69,9 @@ def test_saliency_explains_the_predicted_class_then_the_one_picked(shown, open_s
     assert panel.target == predicted
 
 
-def test_the_signed_toggle_shows_towards_and_away_in_the_signed_colours(shown, open_session, data, qtbot):
+def test_the_signed_toggle_shows_towards_and_away_in_the_signed_colours(
+    shown, open_session, data, qtbot
+):
     s = open_session(LENET, data, index=1)
     panel = shown(s)
     image, predicted = s.current_input.image, _predicted(s)

@@ -65,9 +65,17 @@ def test_a_long_passing_message_is_cut_with_an_ellipsis_before_the_figures(windo
     qtbot.waitUntil(lambda: status.position.x() > 300)
     long = "lenet.nnviz is a sample and opens read-only: Save asks where to keep it " * 4
     status.showMessage(long)
-    shown = status.currentMessage()
+    assert status.currentMessage() == long  # kept whole; drawn cut
+    shown = status.message_shown()
     assert shown.endswith("…") and len(shown) < len(long)
-    room = status.position.x()
-    assert status.fontMetrics().horizontalAdvance(shown) < room
+    assert status.fontMetrics().horizontalAdvance(shown) < status.position.x()
     status.showMessage("Saved")
-    assert status.currentMessage() == "Saved"
+    assert status.message_shown() == "Saved"
+    # Drawn by the bar itself, left of the first figure.
+    image = status.grab().toImage()
+    text = status.palette().color(status.foregroundRole())
+    assert any(
+        image.pixelColor(x, y) == text
+        for x in range(status.position.x())
+        for y in range(image.height())
+    )

@@ -500,7 +500,7 @@ class MainWindow(QMainWindow):
     def update_title(self) -> None:
         loaded = self.session.loaded
         name = loaded.display_name if loaded is not None else "no model"
-        self.setWindowTitle(f"{name}[*] — nnviz")
+        self.setWindowTitle(f"{name}{self.documents.title_note()}[*] — nnviz")
         self.setWindowModified(self.session.dirty)
 
     def update_data_menu(self) -> None:

@@ -6,7 +6,15 @@ from __future__ import annotations
 import time
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QProgressBar, QSizePolicy, QStatusBar, QWidget
+from PySide6.QtGui import QPainter, QPaintEvent, QPalette
+from PySide6.QtWidgets import (
+    QProgressBar,
+    QSizePolicy,
+    QStatusBar,
+    QStyle,
+    QStyleOption,
+    QWidget,
+)
 
 from nnviz.core.snapshot import EpochReport, StepReport
 from nnviz.qt.panels.text_line import TextLine
@@ -23,6 +31,9 @@ _WIDEST = {
     "speed": "1,000,000 samples/s",
     "eta": "epoch ends in 10:00:00",
 }
+
+
+MESSAGE_MARGIN = 6  # px left of a passing message, as Qt's status bar leaves
 
 
 def format_eta(seconds: float) -> str:
@@ -61,13 +72,31 @@ class TrainingStatusBar(QStatusBar):
         session.model_loaded.connect(self._reset)
         session.status_changed.connect(self._status)
 
-    def showMessage(self, text: str, timeout: int = 0) -> None:  # noqa: N802 - Qt's name
-        """A passing message, cut with an ellipsis to the room left of the figures: the
-        bar draws it beneath them, and a long one ran into "20,628 steps trained"."""
-        if self.isVisible():
-            room = max(0, self.position.x() - 2 * self.layout().spacing())
-            text = self.fontMetrics().elidedText(text, Qt.TextElideMode.ElideRight, room)
-        super().showMessage(text, timeout)
+    def message_shown(self) -> str:
+        """The passing message as the bar draws it: cut with an ellipsis to the room left
+        of the figures (the bar drew it whole beneath them, and a long one ran into
+        "20,628 steps trained"). ``currentMessage`` keeps the whole text."""
+        room = max(0, self.position.x() - 2 * MESSAGE_MARGIN)
+        return self.fontMetrics().elidedText(
+            self.currentMessage(), Qt.TextElideMode.ElideRight, room
+        )
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt override
+        if not self.currentMessage():
+            super().paintEvent(event)
+            return
+        with QPainter(self) as painter:
+            option = QStyleOption()
+            option.initFrom(self)
+            self.style().drawPrimitive(
+                QStyle.PrimitiveElement.PE_PanelStatusBar, option, painter, self
+            )
+            painter.setPen(self.palette().color(QPalette.ColorRole.WindowText))
+            painter.drawText(
+                self.rect().adjusted(MESSAGE_MARGIN, 0, -MESSAGE_MARGIN, 0),
+                Qt.AlignmentFlag.AlignLeading | Qt.AlignmentFlag.AlignVCenter,
+                self.message_shown(),
+            )
 
     def _field(self, name: str) -> TextLine:
         line = TextLine(self)
