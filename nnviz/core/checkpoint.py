@@ -118,6 +118,12 @@ def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> None:
     except (TypeError, ValueError, SafetensorError) as exc:
         raise ModelFileError(f"could not save {path.name}: {exc}") from exc
 
+    write_atomically(path, payload)
+
+
+def write_atomically(path: Path, payload: bytes) -> None:
+    """Write ``payload`` to ``path`` so that a reader (or a crash) sees the old file or
+    the whole new one, never a part; a failure is a ModelFileError naming the file."""
     # Write next to the target so os.replace is a rename on one file system, which is atomic.
     tmp_name: str | None = None
     try:

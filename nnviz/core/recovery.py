@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -24,7 +22,7 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from nnviz.core.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from nnviz.core.checkpoint import Checkpoint, load_checkpoint, save_checkpoint, write_atomically
 from nnviz.core.errors import ModelFileError
 
 PREFIX = "autosave-"
@@ -175,18 +173,4 @@ def _mtime(path: Path) -> float:
 
 
 def _write_text_atomically(path: Path, text: str) -> None:
-    tmp_name: str | None = None
-    try:
-        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-        tmp_name = None
-    except OSError as exc:
-        raise ModelFileError(f"could not save {path}: {exc.strerror or exc}") from exc
-    finally:
-        if tmp_name is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp_name)
+    write_atomically(path, text.encode("utf-8"))
