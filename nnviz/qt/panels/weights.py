@@ -61,7 +61,7 @@ class WeightsPanel(Panel):
 
     title = "Weights"
     object_name = "weights"
-    # the issue asks for at most a few times a second
+    # A redraw a person can follow while training runs; more only costs the trainer.
     max_fps: ClassVar[float] = 2.0
     area: ClassVar = Qt.DockWidgetArea.RightDockWidgetArea
     min_interval_s = 0.2  # live updates at ~5 Hz: enough to watch, cheap while training
