@@ -29,10 +29,12 @@ from nnviz.core import graph_capture
 from nnviz.core.errors import NnvizError
 from nnviz.core.gradients import (
     as_module,
+    checked_scores,
     class_scores,
     gradient_mode,
     layer_named,
     layer_output,
+    model_failed,
     model_input,
     output_of,
     pick_class,
@@ -164,12 +166,8 @@ def _features_and_scores(
         features.requires_grad_(True)
         logits = graph_capture.output_with_layer_replaced(module, x, name, features)
     except (RuntimeError, AssertionError) as exc:
-        raise NnvizError(
-            f"the model failed on an input of shape {tuple(x.shape[1:])}: {exc}"
-        ) from exc
-    if not isinstance(logits, torch.Tensor) or logits.dim() != 2:
-        raise NnvizError("the model must give one row of class scores per input")
-    return features, logits
+        raise model_failed(x, exc) from exc
+    return features, checked_scores(logits)
 
 
 def _pair(value: Any) -> tuple[int, int]:

@@ -99,9 +99,17 @@ def class_scores(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     try:
         out = model(x)
     except (RuntimeError, AssertionError) as exc:
-        raise NnvizError(
-            f"the model failed on an input of shape {tuple(x.shape[1:])}: {exc}"
-        ) from exc
+        raise model_failed(x, exc) from exc
+    return checked_scores(out)
+
+
+def model_failed(x: torch.Tensor, exc: Exception) -> NnvizError:
+    """What the user reads when the model raised on ``x``."""
+    return NnvizError(f"the model failed on an input of shape {tuple(x.shape[1:])}: {exc}")
+
+
+def checked_scores(out: object) -> torch.Tensor:
+    """``out`` if it is one row of class scores per input, else an ``NnvizError``."""
     if not isinstance(out, torch.Tensor) or out.dim() != 2:
         raise NnvizError("the model must give one row of class scores per input")
     return out
