@@ -101,6 +101,10 @@ class MainWindow(QMainWindow):
         self._followers: list[Panel] | None = None  # the canvas and the views that follow it
         self.docks: dict[str, QDockWidget] = {}
         self._relayout_until = 0.0
+        self._relayout = QTimer(self)
+        self._relayout.setSingleShot(True)
+        self._relayout.setInterval(0)
+        self._relayout.timeout.connect(lambda: default_layout(self))
         self.setAcceptDrops(True)
         self.setDockNestingEnabled(True)
         self.banner = MessageBanner()
@@ -537,7 +541,7 @@ class MainWindow(QMainWindow):
     def resizeEvent(self, event) -> None:  # noqa: ANN001, N802 - Qt override
         super().resizeEvent(event)
         if self.attached and time.perf_counter() < self._relayout_until:
-            default_layout(self, event.size())
+            self._relayout.start()  # once, after the last of the resizes that come together
 
     def _restore_geometry(self) -> None:
         """Size and place the window as last time (before it is shown, so it does not jump)."""

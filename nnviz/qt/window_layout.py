@@ -72,7 +72,7 @@ def place_on_screen(window: QMainWindow) -> None:
     size, else the default size centred on the screen."""
     room = available_room(window)
     width, height = DEFAULT_SIZE
-    small = is_compact(room) or room.width() < width or room.height() < height
+    small = room.width() < width or room.height() < height  # every compact room is small
     if small and window.isMaximized():
         return
     if small:  # a normal size to come back to when the user un-maximises, inside the screen
