@@ -123,7 +123,50 @@ def test_an_error_message_takes_room_in_the_window_until_dismissed(window, qtbot
     qtbot.waitUntil(lambda: window.banner.height() > 10, timeout=2000)
     assert window.banner.visibleRegion().boundingRect().height() > 10  # not squeezed to 0
     window.banner.hide()
-    qtbot.waitUntil(lambda: window.centralWidget().height() == 0, timeout=2000)
+    qtbot.waitUntil(lambda: window.banner.height() == 0 or not window.banner.isVisible())
+    assert window.centralWidget().height() == 0
+
+
+def test_a_long_error_is_whole_across_the_top_of_the_window(window, qtbot):
+    window.showNormal()
+    window.resize(1200, 800)
+    long = " ".join(["The model and the data do not fit each other."] * 8)
+    window.show_error(f"{long}\nSecond line.\nThird line.")
+    banner, label = window.banner, window.banner.label
+    qtbot.waitUntil(lambda: banner.height() > 3 * label.fontMetrics().lineSpacing())
+    # Every line of the wrapped text has its room: nothing cut after a line and a half.
+    assert label.height() >= label.heightForWidth(label.width())
+    top = banner.mapTo(window, banner.rect().bottomLeft()).y()
+    docks = [d for d in window.docks.values() if not d.visibleRegion().isEmpty()]
+    assert docks
+    assert all(d.geometry().top() >= top for d in docks), "above every dock"
+    assert banner.width() >= window.width() - 2, "across the window"
+
+
+def test_an_error_goes_when_the_model_or_the_data_is_replaced(window, qtbot):
+    window.show_error("cannot open broken.pt2")
+    assert window.banner.text
+    window.session.set_data(window.session.data, "mnist")
+    assert not window.banner.text
+    window.show_error("something about the model")
+    window.documents.new_from_preset("mlp")
+    assert not window.banner.text
+
+
+def test_a_start_up_error_stays_when_the_first_data_arrives(qtbot, tmp_path):
+    from nnviz.qt.app import create_window, load_default_data, open_first_model
+
+    broken = tmp_path / "broken.nnviz"
+    broken.write_bytes(b"not a model")
+    _, win = create_window(open_model=False)
+    qtbot.addWidget(win)
+    open_first_model(win, str(broken))
+    assert "Opened a fresh lenet instead" in win.banner.label.text()
+    assert win.session.data is None
+    win.show()
+    load_default_data(win)
+    assert "broken.nnviz" in win.banner.text
+    win.session.set_dirty(False)
 
 
 def test_the_window_shows_before_torch_is_imported(tmp_path):
@@ -379,3 +422,21 @@ def test_custom_architecture_from_the_model_menu(window, qtbot):
     assert sum(p.numel() for p in s.view_model.parameters()) == 13002
     window.step()
     qtbot.waitUntil(lambda: s.history.last_step == 1, timeout=5000)
+
+
+def test_a_panel_in_a_dock_that_scrolls_still_follows_and_one_behind_a_tab_waits(
+    window, qtbot, show_digit
+):
+    """A panel its children cover, whose last rows its dock scrolls out of sight, is on
+    screen and redraws; a panel behind another tab is not."""
+    window.showNormal()
+    window.resize(1366, 740)
+    window.show_error("a message three lines tall\nsecond\nthird")  # the docks get shorter
+    panel, scroll = window.panels["activations"], window.docks["activations"].widget()
+    qtbot.waitUntil(lambda: scroll.verticalScrollBar().maximum() > 0, timeout=3000)
+    assert panel.is_shown()  # on screen, though Qt's visible region of it may be empty
+    behind = window.panels["feature_maps"]  # the Activations tab is in front of it
+    assert behind.isVisible() is False or not behind.is_shown()
+    drawn = panel.last_redraw
+    show_digit(window.session, window.session.data, 3)
+    qtbot.waitUntil(lambda: panel.last_redraw > drawn, timeout=3000)

@@ -87,7 +87,9 @@ def open_first_model(window, model: str | None) -> None:  # noqa: ANN001
         loaded = load_model(model or default_model_path())
     except NnvizError as exc:
         loaded = load_model("lenet")
-        window.show_error(f"{exc}\nOpened a fresh lenet instead.")
+        window.session.set_model(loaded)
+        window.show_error(f"{exc}\nOpened a fresh lenet instead.")  # after: a new model clears
+        return
     window.session.set_model(loaded)
 
 

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QToolButton, QWidget
 
 
 class MessageBanner(QFrame):
-    shown_or_hidden = Signal(bool)  # the window makes room for it, or takes the room back
-
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("messageBanner")
@@ -27,17 +25,13 @@ class MessageBanner(QFrame):
     def show_message(self, text: str, kind: str = "error") -> None:
         colours = {"error": ("#fde2e1", "#8a1c14"), "info": ("#e3f0fd", "#0d3c6e")}
         bg, fg = colours.get(kind, colours["info"])
-        self.setStyleSheet(f"#messageBanner {{ background: {bg}; }} QLabel {{ color: {fg}; }}")
+        # The dismiss button in the message's colour: in the dark theme's light text it
+        # was all but invisible on the pale strip.
+        self.setStyleSheet(
+            f"#messageBanner {{ background: {bg}; }} QLabel, QToolButton {{ color: {fg}; }}"
+        )
         self.label.setText(text)
         self.show()
-
-    def showEvent(self, event) -> None:  # noqa: ANN001, N802 - Qt override
-        super().showEvent(event)
-        self.shown_or_hidden.emit(True)
-
-    def hideEvent(self, event) -> None:  # noqa: ANN001, N802 - Qt override
-        super().hideEvent(event)
-        self.shown_or_hidden.emit(False)
 
     @property
     def text(self) -> str:

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QDockWidget,
     QLabel,
     QMainWindow,
+    QMenuBar,
     QMessageBox,
     QTabBar,
     QToolBar,
@@ -101,23 +102,32 @@ class MainWindow(QMainWindow):
         self._followers: list[Panel] | None = None  # the canvas and the views that follow it
         self.docks: dict[str, QDockWidget] = {}
         self._relayout_until = 0.0
+        self._message_had_data = False
         self._relayout = QTimer(self)
         self._relayout.setSingleShot(True)
         self._relayout.setInterval(0)
         self._relayout.timeout.connect(lambda: default_layout(self))
         self.setAcceptDrops(True)
         self.setDockNestingEnabled(True)
+        # Messages go at the top of the window, under the menus and across its width:
+        # in the central strip they sat between the two rows of docks, a line and a
+        # half tall. The menu bar and the banner share the window's menu widget.
+        self.menu_bar = QMenuBar()
         self.banner = MessageBanner()
+        top = QWidget()
+        top_layout = QVBoxLayout(top)
+        top_layout.setContentsMargins(0, 0, 0, 0)
+        top_layout.setSpacing(0)
+        top_layout.addWidget(self.menu_bar)
+        top_layout.addWidget(self.banner)
+        self.setMenuWidget(top)
         self.loading = QLabel("Loading PyTorch…")
         self.loading.setAlignment(Qt.AlignmentFlag.AlignCenter)
         central = QWidget()
         layout = QVBoxLayout(central)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.banner)
         layout.addWidget(self.loading, 1)
-        layout.addStretch(1)
         self.setCentralWidget(central)
-        self.banner.shown_or_hidden.connect(lambda _: self._fit_central())
         self.statusBar().showMessage("Starting…")
         self._build_actions()
         self._build_menus()
@@ -200,14 +210,9 @@ class MainWindow(QMainWindow):
         return self.session is not None
 
     def _fit_central(self) -> None:
-        """The docks fill the window; the central strip is only as tall as what it shows."""
+        """The docks fill the window; the central strip shows only "Loading…"."""
         central = self.centralWidget()
-        if self.loading.isVisibleTo(central):
-            central.setMaximumHeight(_NO_LIMIT)
-        elif self.banner.isVisibleTo(central):
-            central.setMaximumHeight(self.banner.sizeHint().height())
-        else:
-            central.setMaximumHeight(0)
+        central.setMaximumHeight(_NO_LIMIT if self.loading.isVisibleTo(central) else 0)
 
     # ----- construction ------------------------------------------------------------------
     def _add_panels(self) -> None:
@@ -276,7 +281,7 @@ class MainWindow(QMainWindow):
         )
 
     def _build_menus(self) -> None:
-        bar = self.menuBar()
+        bar = self.menu_bar
         file_menu = bar.addMenu("&File")
         file_menu.addAction(self.act_open)
         self.recent_menu = file_menu.addMenu("Open &Recent")
@@ -363,6 +368,10 @@ class MainWindow(QMainWindow):
     def _wire(self) -> None:
         s = self.session
         s.error.connect(self.show_error)
+        # A message about the old model or data goes when they are replaced; connected
+        # first, so that one a panel gives about the new ones stays.
+        s.model_loaded.connect(lambda *_: self.banner.hide(), priority=100)
+        s.data_changed.connect(self._data_replaced, priority=100)
         s.status_changed.connect(lambda _: self._update_actions())
         s.model_loaded.connect(self.update_title)
         s.model_loaded.connect(self._model_switched)
@@ -494,8 +503,13 @@ class MainWindow(QMainWindow):
     # ----- messages, title, theme, layout ----------------------------------------------
     def show_error(self, message: str) -> None:
         self.banner.show_message(message, "error")
-        self._fit_central()
+        # Data that arrives where there was none (at start-up) does not answer the message.
+        self._message_had_data = self.session is not None and self.session.data is not None
         self.statusBar().showMessage(message.splitlines()[0], 8000)
+
+    def _data_replaced(self, *_: object) -> None:
+        if self._message_had_data:
+            self.banner.hide()
 
     def show_about(self) -> None:
         box = QMessageBox(QMessageBox.Icon.Information, "About nnviz", about_text(), parent=self)

@@ -64,8 +64,23 @@ class Panel(QWidget):
         return self._stale
 
     def is_shown(self) -> bool:
-        """Visible on screen: its dock is open and not hidden behind another tab."""
-        return self.isVisible() and not self.visibleRegion().isEmpty()
+        """Visible on screen: its dock is open and not hidden behind another tab (the
+        window keeps a dock behind a tab outside its own rectangle).
+
+        Some of it inside every parent's rectangle: not ``visibleRegion``, which leaves
+        out what opaque children cover. A panel its children covered, in a dock that
+        scrolled its last rows out of sight, had an empty region and never redrew.
+        """
+        if not self.isVisible():
+            return False
+        rect, widget = self.rect(), self
+        while not widget.isWindow():
+            parent = widget.parentWidget()
+            rect = rect.translated(widget.pos()).intersected(parent.rect())
+            if rect.isEmpty():
+                return False
+            widget = parent
+        return True
 
     def refresh(self, force: bool = False, throttle: bool = False) -> bool:
         """Redraw if stale and visible (or forced); True if it drew.
