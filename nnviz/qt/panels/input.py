@@ -66,14 +66,18 @@ class InputPanel(Panel):
         self.next.setToolTip("Next image (Right arrow)")
         self.random = QPushButton("Random")
         self.random.setToolTip("Jump to a random image of the split")
+        # Random beside the split, not at the end of the image row: the row was 312 px
+        # at its smallest, wider than the left column of a 1366x768 screen.
+        which = QHBoxLayout()
+        which.addWidget(self.split, 1)
+        which.addWidget(self.random)
         pick = QHBoxLayout()
         pick.addWidget(self.previous)
         pick.addWidget(self.index, 1)
         pick.addWidget(self.count)
         pick.addWidget(self.next)
-        pick.addWidget(self.random)
         form = QFormLayout()
-        form.addRow("Split", self.split)
+        form.addRow("Split", which)
         form.addRow("Image", pick)
 
         # Painted, each input pixel a crisp square on MNIST's black: it changes at every
