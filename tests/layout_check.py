@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 USABLE_CANVAS_PX = 200  # the drawing canvas's shorter side, in logical pixels
 USABLE_PICTURE_PX = 80  # a plot or picture in a shown panel
 USABLE_CONTROL_PX = 12  # no button, box or label squeezed below this height
@@ -156,7 +158,51 @@ def problems(window) -> list[str]:  # noqa: ANN001
         and min(canvas.width(), canvas.height()) < USABLE_CANVAS_PX
     ):
         found.append(f"the canvas is only {canvas.width()}x{canvas.height()} px")
+    found += unreadable_buttons(window)
     found += unreachable_docks(window)
+    return found
+
+
+def _luma(image) -> np.ndarray:  # noqa: ANN001
+    """A QImage as an (H, W) array of brightness, 0-255."""
+    from PySide6.QtGui import QImage
+
+    image = image.convertToFormat(QImage.Format.Format_RGB32)
+    width, height = image.width(), image.height()
+    pixels = np.frombuffer(image.constBits(), np.uint8).reshape(height, image.bytesPerLine())
+    bgr = pixels[:, : 4 * width].reshape(height, width, 4)[..., :3].astype(float)
+    return bgr @ np.array([0.114, 0.587, 0.299])
+
+
+def unreadable_buttons(window) -> list[str]:  # noqa: ANN001
+    """Text buttons of a panel's tool bar, as drawn in the window: enabled ones stand out
+    from their background, disabled ones visibly less (after a theme switch, buttons
+    under a style sheet once kept the old theme's dim text)."""
+    from PySide6.QtWidgets import QToolBar, QToolButton
+
+    luma = _luma(window.grab().toImage())
+    ratio = luma.shape[1] / window.width()
+    found = []
+    for bar in window.findChildren(QToolBar):
+        if not shown(bar) or bar.parentWidget() is window:
+            continue
+        strength = {}
+        for button in bar.findChildren(QToolButton):
+            if not shown(button) or not button.text():
+                continue
+            top_left = button.mapTo(window, button.rect().topLeft())
+            x, y = round(top_left.x() * ratio), round(top_left.y() * ratio)
+            patch = luma[
+                y : y + round(button.height() * ratio), x : x + round(button.width() * ratio)
+            ]
+            if patch.size:
+                strength[button] = float(np.abs(patch - np.median(patch)).max())
+        enabled = [v for b, v in strength.items() if b.isEnabled()]
+        disabled = [v for b, v in strength.items() if not b.isEnabled()]
+        if enabled and min(enabled) < 120:
+            found.append(f"a button of {_name(bar)} hardly stands out ({min(enabled):.0f})")
+        if enabled and disabled and max(disabled) > min(enabled) - 30:
+            found.append(f"a disabled button of {_name(bar)} looks enabled")
     return found
 
 
